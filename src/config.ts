@@ -1,0 +1,78 @@
+import { resolve } from 'node:path';
+
+/**
+ * Every setting the server reads, parsed once at boot from the environment. Nothing else
+ * reads process.env. The README's configuration table mirrors this list.
+ */
+export interface Config {
+  host: string;
+  port: number;
+  /** PostgreSQL connection string; when absent the embedded PGlite database is used. */
+  databaseUrl: string | undefined;
+  /** Where PGlite keeps its files and where a generated master key is stored. */
+  dataDir: string;
+  /** Host PGlite in a worker thread so a long query cannot stall the HTTP event loop. */
+  pgliteWorker: boolean;
+  dbPoolMax: number;
+  /** 32-byte key sealing API secrets at rest (base64). Required with DATABASE_URL. */
+  masterKey: Buffer | undefined;
+  logLevel: string;
+  bodyLimit: number;
+  bulkBodyLimit: number;
+  shutdownTimeoutMs: number;
+  docsEnabled: boolean;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function masterKey(env: Env): Buffer | undefined {
+  const raw = env.MASTER_KEY;
+  if (raw === undefined || raw === '') return undefined;
+  const key = Buffer.from(raw, 'base64');
+  if (key.length !== 32) throw new ConfigError('MASTER_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)');
+  return key;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const key = masterKey(env);
+  if (databaseUrl && !key) {
+    throw new ConfigError(
+      'MASTER_KEY is required with DATABASE_URL so every API node can open API secrets (openssl rand -base64 32)',
+    );
+  }
+  return Object.freeze({
+    host: env.HOST || '127.0.0.1',
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    databaseUrl,
+    dataDir: resolve(env.DATA_DIR || 'data'),
+    pgliteWorker: boolean(env, 'PGLITE_WORKER', true),
+    dbPoolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
+    masterKey: key,
+    logLevel: env.LOG_LEVEL || 'info',
+    bodyLimit: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    bulkBodyLimit: integer(env, 'BULK_BODY_LIMIT', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    docsEnabled: boolean(env, 'DOCS_ENABLED', true),
+  });
+}

@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely/migration';
+import * as foundation from './0001_foundation.ts';
+
+/** Ordered by name; never edit a migration that has shipped, add a new one. */
+export const migrations: Record<string, Migration> = {
+  '0001_foundation': foundation,
+};

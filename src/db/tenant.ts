@@ -1,0 +1,42 @@
+import { sql, type DeleteQueryBuilder, type DeleteResult, type InsertQueryBuilder, type InsertResult, type Kysely, type SelectQueryBuilder, type SqlBool, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import type { DB, TenantTable } from './schema.ts';
+
+/** The database or an open transaction (Kysely's Transaction is a Kysely). */
+export type Executor = Kysely<DB>;
+
+/**
+ * The only door to tenant tables that modules get: every read, update and delete through it
+ * is already filtered by `account_id`, and inserts go to tables whose rows must carry it.
+ * A module that wants an unscoped query has to import Kysely itself, which review catches.
+ */
+export interface TenantDb {
+  readonly accountId: string;
+  selectFrom<T extends TenantTable>(table: T): SelectQueryBuilder<DB, T, {}>;
+  updateTable<T extends TenantTable>(table: T): UpdateQueryBuilder<DB, T, T, UpdateResult>;
+  deleteFrom<T extends TenantTable>(table: T): DeleteQueryBuilder<DB, T, DeleteResult>;
+  insertInto<T extends TenantTable>(table: T): InsertQueryBuilder<DB, T, InsertResult>;
+  /** Runs `work` in one transaction (joins the current one when already inside). */
+  transaction<R>(work: (tx: TenantDb) => Promise<R>): Promise<R>;
+}
+
+/** `<table>.account_id = $1`, qualified so later joins stay unambiguous. */
+const ownedBy = (table: string, accountId: string) => sql<SqlBool>`${sql.ref(`${table}.account_id`)} = ${accountId}`;
+
+// TypeScript distributes a generic table name over every table's builder type; the casts pin
+// the builder to the one table T (each of which has account_id, which the catalog test checks).
+export function tenantDb(executor: Executor, accountId: string): TenantDb {
+  return {
+    accountId,
+    selectFrom: <T extends TenantTable>(table: T) =>
+      (executor.selectFrom(table) as unknown as SelectQueryBuilder<DB, T, {}>).where(ownedBy(table, accountId)),
+    updateTable: <T extends TenantTable>(table: T) =>
+      (executor.updateTable(table) as unknown as UpdateQueryBuilder<DB, T, T, UpdateResult>).where(ownedBy(table, accountId)),
+    deleteFrom: <T extends TenantTable>(table: T) =>
+      (executor.deleteFrom(table) as unknown as DeleteQueryBuilder<DB, T, DeleteResult>).where(ownedBy(table, accountId)),
+    insertInto: (table) => executor.insertInto(table),
+    transaction: (work) =>
+      executor.isTransaction
+        ? work(tenantDb(executor, accountId))
+        : executor.transaction().execute((tx) => work(tenantDb(tx, accountId))),
+  };
+}

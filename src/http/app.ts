@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
+import type { Services } from '../services.ts';
+import { apiKeysRoutes } from '../modules/api-keys/api-keys.routes.ts';
+import { membersRoutes } from '../modules/members/members.routes.ts';
+import { usageRoutes } from '../modules/plans/usage.routes.ts';
+import { registerErrorHandling } from './error-handler.ts';
+import { opsRoutes } from './ops.routes.ts';
+import { registerAuth } from './plugins/auth.ts';
+import { registerMetrics } from './plugins/metrics.ts';
+import { registerOpenApi } from './plugins/openapi.ts';
+import { ErrorBody } from './schemas/common.ts';
+import { typeboxValidatorCompiler } from './validation.ts';
+
+export const API_PREFIX = '/crm-core/v1';
+const VERSION = '0.1.0';
+
+export interface AppOptions {
+  db: Kysely<DB>;
+  services: Services;
+  /** The process's pino logger; tests leave it out and get a silent app. */
+  logger?: FastifyBaseLogger;
+  bodyLimit?: number;
+  docsEnabled?: boolean;
+}
+
+/** A caller-supplied request id is echoed when it is short and printable; otherwise we mint one. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Builds the HTTP application without listening (tests drive it with inject() or a real port). */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Slow-client protection; Fastify leaves these off by default.
+    requestTimeout: 120_000,
+    connectionTimeout: 120_000,
+    // On close: stop accepting, answer 503 on kept-alive sockets, close idle ones, let in-flight requests finish.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(typeboxValidatorCompiler);
+  app.addSchema(ErrorBody);
+  registerErrorHandling(app);
+
+  // Real clients (Solapi's own samples) send `Content-Type: application/json` on bodiless
+  // DELETE and POST requests; an empty body is "no body", not malformed JSON.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (text.trim() === '') return done(null, undefined);
+    return parseJson(request, text, done);
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const metrics = registerMetrics(app);
+  await registerOpenApi(app, { docsEnabled: options.docsEnabled ?? true, version: VERSION });
+  await app.register(opsRoutes, { db: options.db, metrics });
+
+  await app.register(async (api) => {
+    registerAuth(api, { apiKeys: options.services.apiKeys, db: options.db });
+    await api.register(membersRoutes, { members: options.services.members });
+    await api.register(apiKeysRoutes, { apiKeys: options.services.apiKeys });
+    await api.register(usageRoutes, { quota: options.services.quota });
+  }, { prefix: API_PREFIX });
+
+  return app;
+}

@@ -1,0 +1,43 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+
+export const OPENAPI_PATH = '/crm-core/v1/public/openapi/json';
+
+/**
+ * The OpenAPI 3.1 document is generated from the route schemas, so it cannot drift from what
+ * the server validates. Solapi serves its spec at the same path.
+ */
+export async function registerOpenApi(app: FastifyInstance, options: { docsEnabled: boolean; version: string }): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'crm-core',
+        version: options.version,
+        description:
+          'Self-hostable CRM core speaking Solapi\'s /crm-core/v1 API. Every /crm-core/v1 route except /public ' +
+          'needs `Authorization: HMAC-SHA256 apiKey=…, date=…, salt=…, signature=…` where signature = ' +
+          'hex(HMAC-SHA256(apiSecret, date + salt)). Errors are `{errorCode, errorMessage}`.',
+      },
+      components: {
+        securitySchemes: {
+          SolapiHmac: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'Authorization',
+            description: 'HMAC-SHA256 apiKey=<key>, date=<ISO-8601>, salt=<12-64 chars>, signature=<hex>',
+          },
+        },
+      },
+      security: [{ SolapiHmac: [] }],
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
+  });
+  app.get(OPENAPI_PATH, { schema: { hide: true } }, () => app.swagger());
+  if (options.docsEnabled) {
+    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  }
+}

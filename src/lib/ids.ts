@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+
+/** The alphabet Solapi uses for the random tail of its IDs. */
+const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+export const ID_PREFIXES = {
+  entity: 'CRMET',
+  property: 'CRMPP',
+  record: 'CRMRC',
+  relationshipType: 'CRMRT',
+  relationship: 'CRMRL',
+  segment: 'CRMSG',
+  activity: 'CRMAC',
+  event: 'CRMEV',
+} as const;
+
+export type IdKind = keyof typeof ID_PREFIXES;
+
+/**
+ * Uniform random characters from `alphabet`, drawn from the CSPRNG.
+ * Bytes at or above the largest multiple of the alphabet size are rejected so that
+ * no character is more likely than another (plain `byte % n` would bias the first ones).
+ */
+export function randomChars(length: number, alphabet: string = BASE62): string {
+  const limit = 256 - (256 % alphabet.length);
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < limit) out += alphabet[byte % alphabet.length];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+function utcStamp(date: Date): string {
+  const two = (n: number) => String(n).padStart(2, '0');
+  return (
+    two(date.getUTCFullYear() % 100) +
+    two(date.getUTCMonth() + 1) +
+    two(date.getUTCDate()) +
+    two(date.getUTCHours()) +
+    two(date.getUTCMinutes()) +
+    two(date.getUTCSeconds()) +
+    String(date.getUTCMilliseconds()).padStart(3, '0')
+  );
+}
+
+/** `CRMxx` + `1` + UTC yyMMddHHmmssSSS + 11 random base62 characters = 32 characters (API.md §1.4). */
+export function newId(kind: IdKind, now: Date = new Date()): string {
+  return `${ID_PREFIXES[kind]}1${utcStamp(now)}${randomChars(11)}`;
+}
+
+export function isId(kind: IdKind, value: string): boolean {
+  return new RegExp(`^${ID_PREFIXES[kind]}1\\d{15}[A-Za-z0-9]{11}$`).test(value);
+}
+
+/** Member IDs: `MEM` + 11 base62 characters. */
+export function newMemberId(): string {
+  return `MEM${randomChars(11)}`;
+}
+
+/** Account IDs are 14 digits: UTC yyMMdd of creation + 8 random digits. */
+export function newAccountId(now: Date = new Date()): string {
+  return utcStamp(now).slice(0, 6) + randomChars(8, '0123456789');
+}
+
+/** API keys look like Solapi's: `NCS` + 13 upper-case alphanumerics (67 bits of randomness). */
+export function newApiKey(): string {
+  return `NCS${randomChars(13, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}`;
+}
+
+/** API secrets: 32 base62 characters (190 bits). */
+export function newApiSecret(): string {
+  return randomChars(32);
+}

@@ -1,0 +1,16 @@
+import type { Kysely } from 'kysely';
+import type { DB } from '../../db/schema.ts';
+import type { TenantDb } from '../../db/tenant.ts';
+
+export function insertAccount(tenant: TenantDb, name: string) {
+  return tenant.insertInto('accounts').values({ account_id: tenant.accountId, name }).returningAll().executeTakeFirstOrThrow();
+}
+
+export function findAccount(tenant: TenantDb) {
+  return tenant.selectFrom('accounts').selectAll().executeTakeFirst();
+}
+
+/** Installation-wide question asked once at start: is this a brand-new database? */
+export async function anyAccountExists(db: Kysely<DB>): Promise<boolean> {
+  return (await db.selectFrom('accounts').select('account_id').limit(1).executeTakeFirst()) !== undefined;
+}

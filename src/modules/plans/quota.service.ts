@@ -1,0 +1,80 @@
+import { sql } from 'kysely';
+import { errors } from '../../errors.ts';
+import type { TenantDb } from '../../db/tenant.ts';
+import { COUNT_LIMITS, type CountLimit, type PlanLimits } from './plan-limits.ts';
+import { getPlanLimits, updatePlanLimits } from './plans.repository.ts';
+import { planProblems } from './plan-limits.ts';
+
+/**
+ * Race-free plan limits. Usage is a counter row per (account, limit, scope) that is moved in
+ * the same transaction as the write it accounts for, by one conditional upsert: the row lock
+ * serialises racing creates, so two requests can never both take the last slot, and a rolled
+ * back write gives its slot back.
+ */
+export interface QuotaService {
+  /** Takes `count` slots or throws PlanQuotaExceeded. Call inside the write's transaction. */
+  reserve(tenant: TenantDb, limit: CountLimit, count?: number, scope?: string): Promise<void>;
+  /** Gives slots back (deletes, purges). */
+  release(tenant: TenantDb, limit: CountLimit, count?: number, scope?: string): Promise<void>;
+  usage(tenant: TenantDb): Promise<{ limits: PlanLimits; used: Map<string, number> }>;
+  /** Operator action (CLI): merge limit changes into the plan; null makes a limit unlimited. */
+  setLimits(tenant: TenantDb, changes: Record<string, number | boolean | null>): Promise<PlanLimits>;
+}
+
+function scopeOf(limit: CountLimit, scope: string | undefined): string {
+  if (COUNT_LIMITS[limit].scope === 'entity' && !scope) throw new Error(`${limit} needs an entity scope`);
+  return scope ?? '';
+}
+
+export function createQuotaService(): QuotaService {
+  return {
+    async reserve(tenant, limit, count = 1, scope) {
+      const scopeKey = scopeOf(limit, scope);
+      const max = (await getPlanLimits(tenant))[limit];
+      if (max === undefined || max === null) {
+        // Unlimited: still count, so usage is right if a limit is set later.
+        await tenant.insertInto('quota_usage')
+          .values({ account_id: tenant.accountId, quota: limit, scope: scopeKey, used: count })
+          .onConflict((oc) => oc.columns(['account_id', 'quota', 'scope']).doUpdateSet({ used: sql`quota_usage.used + ${count}` }))
+          .execute();
+        return;
+      }
+      const taken = await tenant.insertInto('quota_usage')
+        .values({ account_id: tenant.accountId, quota: limit, scope: scopeKey, used: count })
+        .onConflict((oc) =>
+          oc.columns(['account_id', 'quota', 'scope'])
+            .doUpdateSet({ used: sql`quota_usage.used + ${count}` })
+            .where(sql<boolean>`quota_usage.used + ${count} <= ${max}`))
+        .returning('used')
+        .executeTakeFirst();
+      if (taken && taken.used <= max) return;
+      // A first row is inserted unconditionally (count > max); otherwise nothing was changed.
+      const used = taken
+        ? taken.used - count
+        : (await tenant.selectFrom('quota_usage').select('used')
+          .where('quota', '=', limit).where('scope', '=', scopeKey).executeTakeFirst())?.used ?? 0;
+      throw errors.quotaExceeded(limit, used, max);
+    },
+
+    async release(tenant, limit, count = 1, scope) {
+      await tenant.updateTable('quota_usage')
+        .set({ used: sql`greatest(quota_usage.used - ${count}, 0)` })
+        .where('quota', '=', limit).where('scope', '=', scopeOf(limit, scope))
+        .execute();
+    },
+
+    async usage(tenant) {
+      const rows = await tenant.selectFrom('quota_usage').select(['quota', 'scope', 'used']).execute();
+      const used = new Map<string, number>();
+      // Per-entity limits report the fullest entity: that is the one closest to its limit.
+      for (const row of rows) used.set(row.quota, Math.max(used.get(row.quota) ?? 0, row.used));
+      return { limits: await getPlanLimits(tenant), used };
+    },
+
+    async setLimits(tenant, changes) {
+      const problems = planProblems(changes);
+      if (problems.length) throw errors.validation(problems.join('; '));
+      return updatePlanLimits(tenant, changes);
+    },
+  };
+}

@@ -1,0 +1,27 @@
+import type { Kysely } from 'kysely';
+import type { DB } from './db/schema.ts';
+import type { Clock } from './lib/clock.ts';
+import type { SecretBox } from './lib/secret-box.ts';
+import { createAccountsService, type AccountsService } from './modules/accounts/accounts.service.ts';
+import { createApiKeysService, type ApiKeysService } from './modules/api-keys/api-keys.service.ts';
+import { createMembersService, type MembersService } from './modules/members/members.service.ts';
+import { createQuotaService, type QuotaService } from './modules/plans/quota.service.ts';
+
+export interface Services {
+  accounts: AccountsService;
+  members: MembersService;
+  apiKeys: ApiKeysService;
+  quota: QuotaService;
+}
+
+/** The composition root: every service built once, wired to the ones it calls. */
+export function createServices(deps: { db: Kysely<DB>; secretBox: SecretBox; clock: Clock }): Services {
+  const quota = createQuotaService();
+  // Members and API keys call each other (a removed member's keys are revoked), so the
+  // members service reaches the API keys service through a late-bound hook.
+  let apiKeys: ApiKeysService | undefined;
+  const members = createMembersService({ beforeRemove: (tenant, memberId) => apiKeys!.revokeAllOf(tenant, memberId) });
+  apiKeys = createApiKeysService({ ...deps, members, quota });
+  const accounts = createAccountsService({ db: deps.db, members, apiKeys });
+  return { accounts, members, apiKeys, quota };
+}
