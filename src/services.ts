@@ -19,9 +19,10 @@ export function createServices(deps: { db: Kysely<DB>; secretBox: SecretBox; clo
   const quota = createQuotaService();
   // Members and API keys call each other (a removed member's keys are revoked), so the
   // members service reaches the API keys service through a late-bound hook.
-  let apiKeys: ApiKeysService | undefined;
-  const members = createMembersService({ beforeRemove: (tenant, memberId) => apiKeys!.revokeAllOf(tenant, memberId) });
-  apiKeys = createApiKeysService({ ...deps, members, quota });
+  const hooks: { apiKeys?: ApiKeysService } = {};
+  const members = createMembersService({ beforeRemove: (tenant, memberId) => hooks.apiKeys!.revokeAllOf(tenant, memberId) });
+  const apiKeys = createApiKeysService({ ...deps, members, quota });
+  hooks.apiKeys = apiKeys;
   const accounts = createAccountsService({ db: deps.db, members, apiKeys });
   return { accounts, members, apiKeys, quota };
 }

@@ -101,7 +101,7 @@ function finish(req: Extract<Request, { type: 'commit' | 'rollback' }>): void {
   }
   entry.closeRequestId = req.id;
   // Let queries already queued in the transaction finish first.
-  entry.chain.then(() => entry.decide(req.type));
+  void entry.chain.then(() => entry.decide(req.type));
 }
 
 async function close(id: number): Promise<void> {
@@ -130,7 +130,7 @@ port.on('message', (req: Request) => {
       // A transaction already told to commit/rollback accepts no more queries.
       if (entry && entry.closeRequestId === undefined) entry.chain = entry.chain.then(run);
       else if (req.txId !== undefined) fail(req.id, new Error(`PGlite transaction ${req.txId} is not open`));
-      else inLane(run);
+      else void inLane(run);
       return;
     }
     case 'begin':
