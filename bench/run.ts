@@ -1,0 +1,31 @@
+/**
+ * `npm run bench -- [suite…] [--engine postgres|pglite|both]`
+ * Starts a fresh target per engine (see lib/target.ts), runs the suites, prints markdown tables
+ * (p50/p95/p99/max latency and throughput) to paste into docs/benchmarks.md.
+ */
+import { parseArgs } from 'node:util';
+import { foundationBench } from './foundation.ts';
+import { markdownTable, type Summary } from './lib/stats.ts';
+import { startTarget, type Target } from './lib/target.ts';
+
+const SUITES: Record<string, (target: Target) => Promise<Summary[]>> = {
+  foundation: foundationBench,
+};
+
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { engine: { type: 'string', default: 'postgres' } } });
+const engines = values.engine === 'both' ? (['postgres', 'pglite'] as const) : [values.engine as 'postgres' | 'pglite'];
+const suites = positionals.length ? positionals : Object.keys(SUITES);
+
+for (const name of suites) if (!SUITES[name]) throw new Error(`unknown suite ${name}; known: ${Object.keys(SUITES).join(', ')}`);
+
+process.stdout.write(`node ${process.version}, ${new Date().toISOString()}\n\n`);
+for (const engine of engines) {
+  const target = await startTarget(engine);
+  try {
+    for (const name of suites) {
+      process.stdout.write(`## ${name} — ${engine}\n\n${markdownTable(await SUITES[name]!(target))}\n\n`);
+    }
+  } finally {
+    await target.stop();
+  }
+}
