@@ -30,7 +30,8 @@ type Env = Record<string, string | undefined>;
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
+  // Plain decimal digits only: Number() would also take "0x50", "1e3" or "  " (= 0).
+  const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
   }
@@ -48,9 +49,21 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
 function masterKey(env: Env): Buffer | undefined {
   const raw = env.MASTER_KEY;
   if (raw === undefined || raw === '') return undefined;
-  const key = Buffer.from(raw, 'base64');
+  // Buffer.from(…, 'base64') skips characters outside the alphabet, so a mangled key would
+  // silently become another key: check the text first (standard or URL-safe alphabet).
+  const text = raw.trim();
+  const key = /^[A-Za-z0-9+/_-]+={0,2}$/.test(text) ? Buffer.from(text, 'base64') : Buffer.alloc(0);
   if (key.length !== 32) throw new ConfigError('MASTER_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)');
   return key;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevel(env: Env): string {
+  const raw = env.LOG_LEVEL;
+  if (raw === undefined || raw === '') return 'info';
+  if (!LOG_LEVELS.includes(raw)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
+  return raw;
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -69,7 +82,7 @@ export function loadConfig(env: Env = process.env): Config {
     pgliteWorker: boolean(env, 'PGLITE_WORKER', true),
     dbPoolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
     masterKey: key,
-    logLevel: env.LOG_LEVEL || 'info',
+    logLevel: logLevel(env),
     bodyLimit: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     bulkBodyLimit: integer(env, 'BULK_BODY_LIMIT', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

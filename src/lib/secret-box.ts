@@ -12,25 +12,30 @@ export interface SecretBox {
 }
 
 const VERSION = 'v1';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
 
 export function createSecretBox(masterKey: Buffer): SecretBox {
   if (masterKey.length !== 32) throw new Error('master key must be 32 bytes');
   return {
     seal(plaintext, associatedData) {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', masterKey, iv);
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', masterKey, iv, { authTagLength: TAG_BYTES });
       cipher.setAAD(Buffer.from(associatedData, 'utf8'));
       const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
       return `${VERSION}:${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64')}`;
     },
     open(sealed, associatedData) {
-      const [version, payload] = sealed.split(':');
-      if (version !== VERSION || !payload) throw new Error('unknown sealed secret format');
+      const [version, payload, ...extra] = sealed.split(':');
+      if (version !== VERSION || !payload || extra.length > 0) throw new Error('unknown sealed secret format');
       const raw = Buffer.from(payload, 'base64');
-      const decipher = createDecipheriv('aes-256-gcm', masterKey, raw.subarray(0, 12));
+      // GCM would also verify a truncated tag (down to 4 bytes, i.e. forgeable by brute force):
+      // insist on the full 16 bytes we write.
+      if (raw.length < IV_BYTES + TAG_BYTES) throw new Error('sealed secret is truncated');
+      const decipher = createDecipheriv('aes-256-gcm', masterKey, raw.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
       decipher.setAAD(Buffer.from(associatedData, 'utf8'));
-      decipher.setAuthTag(raw.subarray(12, 28));
-      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+      decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+      return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
     },
   };
 }

@@ -2,8 +2,11 @@ import type { Kysely } from 'kysely';
 import type { DB } from '../../db/schema.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 
+/** Inserts the tenant's account row; undefined when that account ID is already taken. */
 export function insertAccount(tenant: TenantDb, name: string) {
-  return tenant.insertInto('accounts').values({ account_id: tenant.accountId, name }).returningAll().executeTakeFirstOrThrow();
+  return tenant.insertInto('accounts').values({ account_id: tenant.accountId, name })
+    .onConflict((oc) => oc.column('account_id').doNothing())
+    .returningAll().executeTakeFirst();
 }
 
 export function findAccount(tenant: TenantDb) {

@@ -23,17 +23,38 @@ export interface AccountsService {
   anyExists(): Promise<boolean>;
 }
 
-export function createAccountsService(deps: { db: Kysely<DB>; members: MembersService; apiKeys: ApiKeysService }): AccountsService {
+/**
+ * Account IDs carry only 8 random digits per day (API.md §1.4: 14 digits, led by yyMMdd), so two
+ * accounts created the same day can draw the same one (even odds around 10,000 a day): a taken
+ * ID is drawn again rather than failing the creation.
+ */
+const ACCOUNT_ID_ATTEMPTS = 5;
+
+export interface AccountsServiceDeps {
+  db: Kysely<DB>;
+  members: MembersService;
+  apiKeys: ApiKeysService;
+  /** Account ID generator; tests pass a fixed sequence to exercise collisions. */
+  newAccountId?: () => string;
+}
+
+export function createAccountsService(deps: AccountsServiceDeps): AccountsService {
   const { db, members, apiKeys } = deps;
+  const nextAccountId = deps.newAccountId ?? (() => newAccountId());
   return {
     async create(input) {
-      const accountId = newAccountId();
-      return tenantDb(db, accountId).transaction(async (tx) => {
-        const account = await repo.insertAccount(tx, input.name);
-        const owner = await members.create(tx, { name: input.ownerName, email: input.ownerEmail ?? null, role: 'OWNER' });
-        const key = await apiKeys.create(tx, owner.memberId, { name: 'initial key' });
-        return { accountId: account.account_id, name: account.name, owner, key };
-      });
+      for (let attempt = 1; attempt <= ACCOUNT_ID_ATTEMPTS; attempt++) {
+        const accountId = nextAccountId();
+        const created = await tenantDb(db, accountId).transaction(async (tx) => {
+          const account = await repo.insertAccount(tx, input.name);
+          if (!account) return undefined; // taken: nothing was written, draw another ID
+          const owner = await members.create(tx, { name: input.ownerName, email: input.ownerEmail ?? null, role: 'OWNER' });
+          const key = await apiKeys.create(tx, owner.memberId, { name: 'initial key' });
+          return { accountId: account.account_id, name: account.name, owner, key };
+        });
+        if (created) return created;
+      }
+      throw new Error(`no free account ID after ${ACCOUNT_ID_ATTEMPTS} attempts`);
     },
 
     async get(tenant) {

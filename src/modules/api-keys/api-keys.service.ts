@@ -56,6 +56,10 @@ function toApiKey(row: repo.ApiKeyRow): ApiKey {
   };
 }
 
+function isForeignKeyViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23503';
+}
+
 /** Unknown keys are checked against this, so they cost the same time as a wrong signature. */
 const DUMMY_SECRET = newApiSecret();
 
@@ -96,11 +100,13 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
     async create(tenant, createdBy, input) {
       const memberId = input.memberId ?? createdBy;
       if (!memberId) throw errors.validation('memberId is required.', [{ path: '/memberId', message: 'required' }]);
-      if (!(await members.exists(tenant, memberId))) {
-        throw errors.validation(`memberId ${memberId} is not a member of this account.`, [{ path: '/memberId', message: 'unknown member' }]);
-      }
       const apiSecret = newApiSecret();
+      const unknownMember = () =>
+        errors.validation(`memberId ${memberId} is not a member of this account.`, [{ path: '/memberId', message: 'unknown member' }]);
       return tenant.transaction(async (tx) => {
+        // The member is locked first (then the quota counter, as members.remove does), so a
+        // racing removal either sees this key and revokes it, or makes this create a 400.
+        if (!(await members.lockForReference(tx, memberId))) throw unknownMember();
         await quota.reserve(tx, 'apiKeys.max');
         const apiKey = newApiKey();
         const row = await repo.insertKey(tx, {
@@ -112,6 +118,10 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
           created_by: createdBy,
         });
         return { ...toApiKey(row), apiSecret };
+      }).catch((error: unknown) => {
+        // Belt and braces: a foreign key failure still means the member is gone.
+        if (isForeignKeyViolation(error)) throw unknownMember();
+        throw error;
       });
     },
 

@@ -25,6 +25,24 @@ export async function deleteMember(tenant: TenantDb, memberId: string): Promise<
   await tenant.deleteFrom('members').where('member_id', '=', memberId).execute();
 }
 
+/**
+ * Reads a member and locks its row until the transaction ends: an API key being created for it
+ * concurrently (its foreign key takes a share lock on this row) either commits first, and is
+ * then seen and revoked, or waits and fails its foreign key check once the member is gone.
+ */
+export function lockMember(tenant: TenantDb, memberId: string): Promise<MemberRow | undefined> {
+  return tenant.selectFrom('members').selectAll().where('member_id', '=', memberId).forUpdate().executeTakeFirst();
+}
+
+/**
+ * True when the member exists, holding a key-share lock until the transaction ends (what the
+ * foreign key of a row referencing it would take): the member cannot be deleted meanwhile.
+ */
+export async function lockMemberForReference(tenant: TenantDb, memberId: string): Promise<boolean> {
+  const row = await tenant.selectFrom('members').select('member_id').where('member_id', '=', memberId).forKeyShare().executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Locks the account's OWNER rows so "keep at least one OWNER" holds under concurrency. */
 export async function lockOwners(tenant: TenantDb): Promise<string[]> {
   const rows = await tenant.selectFrom('members').select('member_id').where('role', '=', 'OWNER').forUpdate().execute();

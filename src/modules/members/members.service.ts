@@ -28,6 +28,12 @@ export interface MembersService {
   /** The member's role, or undefined when no such member exists (auth uses this). */
   roleOf(tenant: TenantDb, memberId: string): Promise<Role | undefined>;
   exists(tenant: TenantDb, memberId: string): Promise<boolean>;
+  /**
+   * Inside a transaction that is about to write a row referencing the member: true when it
+   * exists, and then it cannot be removed before that transaction ends. Take it before any
+   * other lock (quota counters) so removal and reference always lock in the same order.
+   */
+  lockForReference(tx: TenantDb, memberId: string): Promise<boolean>;
   list(tenant: TenantDb): Promise<Member[]>;
   create(tenant: TenantDb, input: CreateMemberBody): Promise<Member>;
   update(tenant: TenantDb, memberId: string, input: UpdateMemberBody): Promise<Member>;
@@ -61,6 +67,10 @@ export function createMembersService(deps: MembersServiceDeps): MembersService {
 
     async exists(tenant, memberId) {
       return (await repo.findMember(tenant, memberId)) !== undefined;
+    },
+
+    lockForReference(tx, memberId) {
+      return repo.lockMemberForReference(tx, memberId);
     },
 
     async list(tenant) {
@@ -99,7 +109,7 @@ export function createMembersService(deps: MembersServiceDeps): MembersService {
     async remove(tenant, memberId) {
       await tenant.transaction(async (tx) => {
         await assertOwnerRemains(tx, memberId);
-        if (!(await repo.findMember(tx, memberId))) throw errors.notFound('Member');
+        if (!(await repo.lockMember(tx, memberId))) throw errors.notFound('Member');
         await deps.beforeRemove(tx, memberId);
         await repo.deleteMember(tx, memberId);
       });

@@ -26,11 +26,20 @@ function scopeOf(limit: CountLimit, scope: string | undefined): string {
   return scope ?? '';
 }
 
+/** Slot counts are whole and non-negative: a negative reserve would be a release in disguise. */
+function assertCount(count: number): void {
+  if (!Number.isInteger(count) || count < 0) throw new Error(`quota count must be a non-negative integer, got ${count}`);
+}
+
 export function createQuotaService(): QuotaService {
   return {
     async reserve(tenant, limit, count = 1, scope) {
+      assertCount(count);
       const scopeKey = scopeOf(limit, scope);
+      if (count === 0) return;
       const max = (await getPlanLimits(tenant))[limit];
+      const currentUse = async () => (await tenant.selectFrom('quota_usage').select('used')
+        .where('quota', '=', limit).where('scope', '=', scopeKey).executeTakeFirst())?.used ?? 0;
       if (max === undefined || max === null) {
         // Unlimited: still count, so usage is right if a limit is set later.
         await tenant.insertInto('quota_usage')
@@ -39,6 +48,11 @@ export function createQuotaService(): QuotaService {
           .execute();
         return;
       }
+      // More than the whole limit can never fit. Refused without writing anything, so a caller
+      // that is not inside a transaction cannot leave a counter above its real usage behind.
+      if (count > max) throw errors.quotaExceeded(limit, await currentUse(), max);
+      // The first row is inserted (count <= max, checked above); an existing row is bumped only
+      // while it stays within the limit. The row lock serialises racing reservations.
       const taken = await tenant.insertInto('quota_usage')
         .values({ account_id: tenant.accountId, quota: limit, scope: scopeKey, used: count })
         .onConflict((oc) =>
@@ -47,16 +61,13 @@ export function createQuotaService(): QuotaService {
             .where(sql<boolean>`quota_usage.used + ${count} <= ${max}`))
         .returning('used')
         .executeTakeFirst();
-      if (taken && taken.used <= max) return;
-      // A first row is inserted unconditionally (count > max); otherwise nothing was changed.
-      const used = taken
-        ? taken.used - count
-        : (await tenant.selectFrom('quota_usage').select('used')
-          .where('quota', '=', limit).where('scope', '=', scopeKey).executeTakeFirst())?.used ?? 0;
-      throw errors.quotaExceeded(limit, used, max);
+      if (taken) return;
+      throw errors.quotaExceeded(limit, await currentUse(), max);
     },
 
     async release(tenant, limit, count = 1, scope) {
+      assertCount(count);
+      if (count === 0) return;
       await tenant.updateTable('quota_usage')
         .set({ used: sql`greatest(quota_usage.used - ${count}, 0)` })
         .where('quota', '=', limit).where('scope', '=', scopeOf(limit, scope))
