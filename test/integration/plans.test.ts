@@ -120,6 +120,21 @@ describe('plans and quotas (API.md §1.8)', () => {
       await t.services.quota.setLimits(account.tenant, { 'entities.max': 0 });
       assert.equal((await usage(account)).get('entities.max')!.max, 0);
     });
+
+    test('concurrent changes to different limits all land (one merge per statement, no lost update)', async () => {
+      const account = await t.newAccount();
+      const keys = ['records.max', 'entities.max', 'relationships.max', 'segments.maxPerEntity', 'rateLimit.perSecond'];
+      await Promise.all(keys.map((key, i) => t.services.quota.setLimits(account.tenant, { [key]: 100 + i })));
+      const u = await usage(account);
+      keys.forEach((key, i) => assert.equal(u.get(key)!.max, 100 + i, key));
+      await Promise.all([
+        t.services.quota.setLimits(account.tenant, { 'records.max': null }),
+        t.services.quota.setLimits(account.tenant, { 'entities.max': 7 }),
+      ]);
+      const after = await usage(account);
+      assert.equal(after.get('records.max')!.max, null);
+      assert.equal(after.get('entities.max')!.max, 7);
+    });
   });
 
   describe('apiKeys.max over HTTP', () => {
