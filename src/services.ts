@@ -4,14 +4,18 @@ import type { Clock } from './lib/clock.ts';
 import type { SecretBox } from './lib/secret-box.ts';
 import { createAccountsService, type AccountsService } from './modules/accounts/accounts.service.ts';
 import { createApiKeysService, type ApiKeysService } from './modules/api-keys/api-keys.service.ts';
+import { createEntitiesService, type EntitiesService } from './modules/entities/entities.service.ts';
 import { createMembersService, type MembersService } from './modules/members/members.service.ts';
 import { createQuotaService, type QuotaService } from './modules/plans/quota.service.ts';
+import { createPropertiesService, type PropertiesService } from './modules/properties/properties.service.ts';
 
 export interface Services {
   accounts: AccountsService;
   members: MembersService;
   apiKeys: ApiKeysService;
   quota: QuotaService;
+  entities: EntitiesService;
+  properties: PropertiesService;
 }
 
 /** The composition root: every service built once, wired to the ones it calls. */
@@ -24,5 +28,9 @@ export function createServices(deps: { db: Kysely<DB>; secretBox: SecretBox; clo
   const apiKeys = createApiKeysService({ ...deps, members, quota });
   hooks.apiKeys = apiKeys;
   const accounts = createAccountsService({ db: deps.db, members, apiKeys });
-  return { accounts, members, apiKeys, quota };
+  // Properties hang off entities; entities read their live properties back through a late-bound hook.
+  // (The hook runs only on requests, after `properties` below is initialised.)
+  const entities = createEntitiesService({ members, quota, liveProperties: (tenant, entityId) => properties.liveInfo(tenant, entityId) });
+  const properties = createPropertiesService({ entities, quota });
+  return { accounts, members, apiKeys, quota, entities, properties };
 }

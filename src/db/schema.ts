@@ -57,6 +57,64 @@ export interface QuotaUsageTable {
   used: Generated<number>;
 }
 
+export type RecordAccess = 'PUBLIC' | 'ENTITY_OWNER_ONLY' | 'ADMIN_ONLY';
+
+export type FieldType =
+  | 'TEXT' | 'TEXTAREA' | 'NUMBER' | 'PHONE' | 'EMAIL' | 'URL'
+  | 'CHECKBOX' | 'MULTI_CHECKBOX' | 'DATE' | 'DATETIME' | 'DROPDOWN' | 'RADIO';
+
+/** jsonb: written as a JSON string, read back parsed. */
+type Json<T> = ColumnType<T, string | undefined, string>;
+
+export interface EntitiesTable {
+  account_id: string;
+  entity_id: string;
+  workspace_id: string | null;
+  name: string;
+  slug: string;
+  description: string | null;
+  /** The live property IDs in column order: the one place that order is kept. */
+  property_ids: Json<string[]>;
+  view_settings: Json<unknown>;
+  insight_widgets: Json<unknown[]>;
+  record_access: RecordAccess;
+  owner_id: string;
+  priority: number;
+  is_deleted: ColumnType<boolean, boolean | undefined, boolean>;
+  date_deleted: Timestamp | null;
+  created_by: string | null;
+  updated_by: string | null;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+}
+
+export interface PropertyOptionJson {
+  label: string;
+  value: string;
+  priority: number;
+  color: string | null;
+}
+
+export interface PropertiesTable {
+  account_id: string;
+  property_id: string;
+  workspace_id: string | null;
+  entity_id: string;
+  name: string;
+  description: string | null;
+  field_type: FieldType;
+  property_group_id: string | null;
+  options: Json<PropertyOptionJson[]>;
+  is_masked: ColumnType<boolean, boolean | undefined, boolean>;
+  key: string | null;
+  is_deleted: ColumnType<boolean, boolean | undefined, boolean>;
+  date_deleted: Timestamp | null;
+  created_by: string | null;
+  updated_by: string | null;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+}
+
 export interface DB {
   accounts: AccountsTable;
   account_plans: AccountPlansTable;
@@ -64,6 +122,8 @@ export interface DB {
   api_keys: ApiKeysTable;
   request_nonces: RequestNoncesTable;
   quota_usage: QuotaUsageTable;
+  entities: EntitiesTable;
+  properties: PropertiesTable;
 }
 
 /** Every table that holds one tenant's rows; each has `account_id` leading its keys. */

@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely/migration';
 import * as foundation from './0001_foundation.ts';
+import * as entitiesProperties from './0002_entities_properties.ts';
 
 /** Ordered by name; never edit a migration that has shipped, add a new one. */
 export const migrations: Record<string, Migration> = {
   '0001_foundation': foundation,
+  '0002_entities_properties': entitiesProperties,
 };

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { errors } from '../../errors.ts';
+import { isForeignKeyViolation } from '../../db/errors.ts';
 import type { DB, Role } from '../../db/schema.ts';
 import { tenantDb, type TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -54,10 +55,6 @@ function toApiKey(row: repo.ApiKeyRow): ApiKey {
     dateCreated: row.date_created.toISOString(),
     lastUsedAt: row.last_used_at ? row.last_used_at.toISOString() : null,
   };
-}
-
-function isForeignKeyViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23503';
 }
 
 /** Unknown keys are checked against this, so they cost the same time as a wrong signature. */

@@ -1,11 +1,11 @@
 import { errors } from '../../errors.ts';
+import { uniqueViolation } from '../../db/errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Role } from '../../db/schema.ts';
 import { newMemberId } from '../../lib/ids.ts';
 import * as repo from './members.repository.ts';
 import type { CreateMemberBody, Member, UpdateMemberBody } from './members.schemas.ts';
 
-const UNIQUE_VIOLATION = '23505';
 
 function toMember(row: repo.MemberRow): Member {
   return {
@@ -17,10 +17,6 @@ function toMember(row: repo.MemberRow): Member {
     dateCreated: row.date_created.toISOString(),
     dateUpdated: row.date_updated.toISOString(),
   };
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION;
 }
 
 export interface MembersService {
@@ -87,7 +83,7 @@ export function createMembersService(deps: MembersServiceDeps): MembersService {
         });
         return toMember(row);
       } catch (error) {
-        if (isUniqueViolation(error)) throw errors.conflict('A member with this email already exists.');
+        if (uniqueViolation(error) !== undefined) throw errors.conflict('A member with this email already exists.');
         throw error;
       }
     },
@@ -100,7 +96,7 @@ export function createMembersService(deps: MembersServiceDeps): MembersService {
           if (!row) throw errors.notFound('Member');
           return toMember(row);
         } catch (error) {
-          if (isUniqueViolation(error)) throw errors.conflict('A member with this email already exists.');
+          if (uniqueViolation(error) !== undefined) throw errors.conflict('A member with this email already exists.');
           throw error;
         }
       });
