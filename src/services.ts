@@ -8,6 +8,7 @@ import { createEntitiesService, type EntitiesService } from './modules/entities/
 import { createMembersService, type MembersService } from './modules/members/members.service.ts';
 import { createQuotaService, type QuotaService } from './modules/plans/quota.service.ts';
 import { createPropertiesService, type PropertiesService } from './modules/properties/properties.service.ts';
+import { createRecordsService, type RecordsService } from './modules/records/records.service.ts';
 
 export interface Services {
   accounts: AccountsService;
@@ -16,6 +17,7 @@ export interface Services {
   quota: QuotaService;
   entities: EntitiesService;
   properties: PropertiesService;
+  records: RecordsService;
 }
 
 /** The composition root: every service built once, wired to the ones it calls. */
@@ -32,5 +34,6 @@ export function createServices(deps: { db: Kysely<DB>; secretBox: SecretBox; clo
   // (The hook runs only on requests, after `properties` below is initialised.)
   const entities = createEntitiesService({ members, quota, liveProperties: (tenant, entityId) => properties.liveInfo(tenant, entityId) });
   const properties = createPropertiesService({ entities, quota });
-  return { accounts, members, apiKeys, quota, entities, properties };
+  const records = createRecordsService({ entities, properties, members, quota, clock: deps.clock });
+  return { accounts, members, apiKeys, quota, entities, properties, records };
 }

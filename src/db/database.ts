@@ -1,9 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { createInProcessPGlite, startPGliteHost } from './pglite-host/host.ts';
+import { createInProcessPGlite, startPGliteHost, type PGliteHost } from './pglite-host/host.ts';
 import type { DB } from './schema.ts';
 
 export type Driver = 'pglite' | 'pg';
@@ -24,6 +25,15 @@ export interface DatabaseOptions {
   logger?: Pick<Logger, 'warn' | 'error'>;
 }
 
+/**
+ * The database could not be opened for a reason an operator can act on (the data directory is
+ * in use by another process, unreadable, or not a PGlite database). The message is one line,
+ * meant to be printed as is; the underlying error, if any, is the `cause`.
+ */
+export class DatabaseOpenError extends Error {
+  override name = 'DatabaseOpenError';
+}
+
 /** Connection-level limits so a dead or wedged database yields an error (503), not a hang. */
 const CONNECT_TIMEOUT_MS = 5_000;
 const QUERY_TIMEOUT_MS = 30_000;
@@ -40,18 +50,179 @@ function createPostgres(url: string, options: DatabaseOptions): Database {
   // An idle pooled client killed by a database restart emits 'error' on the pool; without a
   // listener node-postgres would crash the process (node-postgres #2386).
   pool.on('error', (error) => options.logger?.warn({ err: error }, 'idle database connection lost'));
+  // A client that is checked out when its connection dies emits 'error' too, after pg-pool has
+  // removed its idle listener: without a listener of our own that crashes the process. The
+  // query it was running is rejected (→ 503) and the pool discards the dead client on release.
+  pool.on('connect', (client) => {
+    client.on('error', () => { /* reported through the failed query; see the pool listener above for idle clients */ });
+  });
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   return { db, driver: 'pg', close: () => db.destroy() };
 }
 
+/** Name of the lock file that marks a PGlite data directory as open by one process. */
+export const PGLITE_LOCK_FILE = 'crm-core.lock';
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | null)?.code;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errorCode(error) === 'EPERM'; // exists, but belongs to another user
+  }
+}
+
+/** The pid in a lock file; null when the file is gone, undefined when it holds no pid. */
+function lockHolder(file: string): number | null | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return null;
+    throw error;
+  }
+  const pid = Number(text.trim());
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function removeQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * PGlite is a single-process database: two processes opening the same directory corrupt it.
+ * So the directory gets a lock file holding the owner's pid, created atomically (a complete
+ * file is hard-linked into place, so nobody ever reads a half-written pid). A lock whose
+ * process is gone (crash, SIGKILL) is taken over; the takeover moves the stale file aside by
+ * rename, which only one contender can win. Returns the release function.
+ */
+export function lockDataDirectory(dir: string): () => void {
+  const lockFile = join(dir, PGLITE_LOCK_FILE);
+  const mine = `${process.pid}\n`;
+  const unique = () => `${process.pid}.${randomBytes(4).toString('hex')}`;
+  const held = (pid: number) => new DatabaseOpenError(
+    pid === process.pid
+      ? `the PGlite database in ${dir} is already open in this process`
+      : `the PGlite database in ${dir} is in use by another crm-core process (pid ${pid}); ` +
+        `stop it first (or delete ${lockFile} if that process is not crm-core)`,
+  );
+  const release = () => {
+    process.off('exit', release);
+    // Only our own lock: after a takeover the file may belong to someone else.
+    if (lockHolder(lockFile) === process.pid) removeQuietly(lockFile);
+  };
+
+  const temp = join(dir, `${PGLITE_LOCK_FILE}.${unique()}.tmp`);
+  writeFileSync(temp, mine);
+  try {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        linkSync(temp, lockFile);
+        process.on('exit', release); // a process.exit() without close still unlocks
+        return release;
+      } catch (error) {
+        if (errorCode(error) !== 'EEXIST') throw error;
+      }
+      const holder = lockHolder(lockFile);
+      if (holder === null) continue; // released meanwhile: try again
+      if (holder !== undefined && (holder === process.pid || pidAlive(holder))) throw held(holder);
+      const aside = join(dir, `${PGLITE_LOCK_FILE}.${unique()}.stale`);
+      try {
+        renameSync(lockFile, aside);
+      } catch (error) {
+        if (errorCode(error) === 'ENOENT') continue; // another contender moved it first
+        throw error;
+      }
+      const moved = lockHolder(aside);
+      if (moved !== holder && typeof moved === 'number' && pidAlive(moved)) {
+        // Between our read and the rename a contender took the lock over: give it back.
+        try {
+          linkSync(aside, lockFile);
+        } catch {
+          // a third process got in; it holds the lock now
+        }
+        removeQuietly(aside);
+        throw held(moved);
+      }
+      removeQuietly(aside);
+    }
+    throw new DatabaseOpenError(`could not lock the PGlite database in ${dir}; retry`);
+  } finally {
+    removeQuietly(temp);
+  }
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n')[0]!.trim();
+}
+
+/**
+ * Starts the worker-hosted PGlite. pglite-host/host.ts has a window during a *failed* startup in
+ * which the worker's rethrown startup error is emitted on the Worker while no 'error' listener
+ * is attached (between its startup listeners' cleanup and the catch that adds a no-op one): the
+ * process then dies with a stack trace instead of reporting the failure (about 1 start in 6
+ * under load). Until that is fixed there, an uncaught error carrying the startup failure's own
+ * message is absorbed while the host starts; any other uncaught error is rethrown afterwards.
+ */
+async function startWorkerHost(dataDir: string | undefined): Promise<PGliteHost> {
+  const held: unknown[] = [];
+  const hold = (error: unknown) => { held.push(error); };
+  process.on('uncaughtException', hold);
+  let failure: unknown;
+  try {
+    return await startPGliteHost({ dataDir });
+  } catch (error) {
+    failure = error;
+    throw error;
+  } finally {
+    process.off('uncaughtException', hold);
+    const duplicate = failure instanceof Error ? failure.message : undefined;
+    for (const error of held) {
+      if (!(error instanceof Error && error.message === duplicate)) process.nextTick(() => { throw error; });
+    }
+  }
+}
+
 async function createPGlite(options: DatabaseOptions): Promise<Database> {
   const dataDir = options.pgliteDir;
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const pglite = options.pgliteWorker === false
-    ? await createInProcessPGlite({ dataDir })
-    : await startPGliteHost({ dataDir });
-  const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) });
-  return { db, driver: 'pglite', close: () => db.destroy() };
+  let release: (() => void) | undefined;
+  try {
+    if (dataDir) {
+      mkdirSync(dataDir, { recursive: true });
+      release = lockDataDirectory(dataDir);
+    }
+    const pglite = options.pgliteWorker === false
+      ? await createInProcessPGlite({ dataDir })
+      : await startWorkerHost(dataDir);
+    const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) });
+    return {
+      db,
+      driver: 'pglite',
+      async close() {
+        try {
+          await db.destroy();
+        } finally {
+          release?.();
+        }
+      },
+    };
+  } catch (error) {
+    release?.();
+    if (error instanceof DatabaseOpenError) throw error;
+    throw new DatabaseOpenError(
+      `cannot open the PGlite database in ${dataDir ?? 'memory'}: ${oneLine(error)}`,
+      { cause: error },
+    );
+  }
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {

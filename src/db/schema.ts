@@ -115,6 +115,23 @@ export interface PropertiesTable {
   date_updated: Timestamp;
 }
 
+export interface RecordsTable {
+  account_id: string;
+  record_id: string;
+  entity_id: string;
+  name: ColumnType<string, string | undefined, string>;
+  /** Property values by property ID, normalised per field type. */
+  data: Json<Record<string, unknown>>;
+  tags: ColumnType<string[], string[] | undefined, string[]>;
+  owner_id: string | null;
+  is_deleted: ColumnType<boolean, boolean | undefined, boolean>;
+  date_deleted: Timestamp | null;
+  created_by: string | null;
+  updated_by: string | null;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+}
+
 export interface DB {
   accounts: AccountsTable;
   account_plans: AccountPlansTable;
@@ -124,6 +141,7 @@ export interface DB {
   quota_usage: QuotaUsageTable;
   entities: EntitiesTable;
   properties: PropertiesTable;
+  records: RecordsTable;
 }
 
 /** Every table that holds one tenant's rows; each has `account_id` leading its keys. */

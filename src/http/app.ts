@@ -5,15 +5,18 @@ import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 import { apiKeysRoutes } from '../modules/api-keys/api-keys.routes.ts';
+import { entitiesRoutes } from '../modules/entities/entities.routes.ts';
 import { membersRoutes } from '../modules/members/members.routes.ts';
 import { usageRoutes } from '../modules/plans/usage.routes.ts';
-import { registerErrorHandling } from './error-handler.ts';
+import { propertiesRoutes } from '../modules/properties/properties.routes.ts';
+import { recordsRoutes } from '../modules/records/records.routes.ts';
+import { handleFrameworkError, registerErrorHandling } from './error-handler.ts';
 import { opsRoutes } from './ops.routes.ts';
 import { registerAuth } from './plugins/auth.ts';
 import { registerMetrics } from './plugins/metrics.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { ErrorBody } from './schemas/common.ts';
-import { typeboxValidatorCompiler } from './validation.ts';
+import { registerBodyParsers, typeboxValidatorCompiler } from './validation.ts';
 
 export const API_PREFIX = '/crm-core/v1';
 const VERSION = '0.1.0';
@@ -46,6 +49,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Routing errors (bad percent-encoding, over-long path parameters) in our error format.
+    frameworkErrors: handleFrameworkError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -53,14 +58,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addSchema(ErrorBody);
   registerErrorHandling(app);
 
-  // Real clients (Solapi's own samples) send `Content-Type: application/json` on bodiless
-  // DELETE and POST requests; an empty body is "no body", not malformed JSON.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = body.toString();
-    if (text.trim() === '') return done(null, undefined);
-    return parseJson(request, text, done);
-  });
+  // JSON only (any other Content-Type is 415); an empty body is "no body". See registerBodyParsers.
+  registerBodyParsers(app);
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -75,6 +74,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(membersRoutes, { members: options.services.members });
     await api.register(apiKeysRoutes, { apiKeys: options.services.apiKeys });
     await api.register(usageRoutes, { quota: options.services.quota });
+    await api.register(entitiesRoutes, { entities: options.services.entities });
+    await api.register(propertiesRoutes, { properties: options.services.properties });
+    await api.register(recordsRoutes, { records: options.services.records });
   }, { prefix: API_PREFIX });
 
   return app;

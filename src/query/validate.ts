@@ -177,10 +177,9 @@ function group(input: unknown, catalog: Catalog, path: string, depth: number): C
   };
 }
 
-/** Validates a condition group; throws 400 ValidationError naming the JSON path. */
-export function validateConditionGroup(input: unknown, catalog: Catalog, path = 'conditionGroup'): ConditionGroup {
+function asValidationError<T>(work: () => T): T {
   try {
-    return group(input, catalog, path, 1);
+    return work();
   } catch (error) {
     if (error instanceof Invalid) {
       const detail: ErrorDetail = { path: error.path, message: error.message };
@@ -188,6 +187,24 @@ export function validateConditionGroup(input: unknown, catalog: Catalog, path = 
     }
     throw error;
   }
+}
+
+/** Validates a condition group; throws 400 ValidationError naming the JSON path. */
+export function validateConditionGroup(input: unknown, catalog: Catalog, path = 'conditionGroup'): ConditionGroup {
+  return asValidationError(() => group(input, catalog, path, 1));
+}
+
+/** Validates one condition `{field, operator, value}` (e.g. an entry of GET /records `filters`). */
+export function validateCondition(input: unknown, catalog: Catalog, path: string): Condition {
+  return asValidationError(() => {
+    if (!isPlainObject(input)) throw new Invalid(path, 'must be a condition object');
+    return condition(input, catalog, path);
+  });
+}
+
+/** Every condition of a validated tree, depth first. */
+export function conditionsOf(group: ConditionGroup): Condition[] {
+  return group.conditions.flatMap((node) => ('conditions' in node ? conditionsOf(node) : [node]));
 }
 
 /** Resolves a validated condition's field (the catalog is the one it was validated against). */

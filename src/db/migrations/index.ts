@@ -1,9 +1,11 @@
 import type { Migration } from 'kysely/migration';
 import * as foundation from './0001_foundation.ts';
 import * as entitiesProperties from './0002_entities_properties.ts';
+import * as records from './0003_records.ts';
 
 /** Ordered by name; never edit a migration that has shipped, add a new one. */
 export const migrations: Record<string, Migration> = {
   '0001_foundation': foundation,
   '0002_entities_properties': entitiesProperties,
+  '0003_records': records,
 };

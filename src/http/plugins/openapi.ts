@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
 
 export const OPENAPI_PATH = '/crm-core/v1/public/openapi/json';
 
@@ -36,8 +37,20 @@ export async function registerOpenApi(app: FastifyInstance, options: { docsEnabl
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
     },
   });
-  app.get(OPENAPI_PATH, { schema: { hide: true } }, () => app.swagger());
+  app.get(OPENAPI_PATH, {
+    schema: {
+      tags: ['Operations'],
+      summary: 'This OpenAPI 3.1 document (public, no signature needed)',
+      security: [],
+      response: { 200: Type.Object({}, { additionalProperties: true, description: 'An OpenAPI 3.1 document' }) },
+    },
+  }, () => app.swagger());
   if (options.docsEnabled) {
-    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+    // Swagger UI's assets are served from the package itself: the page works without network.
+    await app.register(swaggerUi, {
+      routePrefix: '/docs',
+      uiConfig: { docExpansion: 'list', deepLinking: true },
+      theme: { title: 'crm-core API' },
+    });
   }
 }

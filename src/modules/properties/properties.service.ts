@@ -116,6 +116,15 @@ export interface PropertiesService {
   remove(tenant: TenantDb, caller: Caller, propertyId: string): Promise<{ propertyId: string; entityId: string }>;
   /** The entity's live properties, as view and widget validation sees them. */
   liveInfo(tenant: TenantDb, entityId: string): Promise<PropertyInfo[]>;
+  /** What records need of an entity's live properties: value rules and masking. */
+  recordFields(tenant: TenantDb, entityId: string): Promise<RecordField[]>;
+}
+
+export interface RecordField {
+  propertyId: string;
+  fieldType: FieldType;
+  optionValues: string[];
+  isMasked: boolean;
 }
 
 export function createPropertiesService(deps: { entities: EntitiesService; quota: QuotaService }): PropertiesService {
@@ -312,6 +321,15 @@ export function createPropertiesService(deps: { entities: EntitiesService; quota
 
     async liveInfo(tenant, entityId) {
       return (await repo.liveProperties(tenant, [entityId])).map(toPropertyInfo);
+    },
+
+    async recordFields(tenant, entityId) {
+      return (await repo.liveProperties(tenant, [entityId])).map((row) => ({
+        propertyId: row.property_id,
+        fieldType: row.field_type,
+        optionValues: row.options.map((o) => o.value),
+        isMasked: row.is_masked,
+      }));
     },
   };
 }

@@ -1,0 +1,102 @@
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
+import { errors } from '../../errors.ts';
+import type { RecordField } from '../properties/properties.service.ts';
+
+/**
+ * Sorting and keyset cursors. A page is "rows after the cursor's (sort value, record_id) in
+ * sort order"; record IDs are unique, so no row is skipped or repeated while rows are inserted
+ * or updated between pages, and page N costs what page 1 costs.
+ *
+ * Property values may be missing: those rows come after every valued row in both directions
+ * (NULLs last), read as a second phase ordered by record_id alone. The cursor says which phase
+ * it stopped in.
+ */
+export interface Sort {
+  /** SQL of the sort key over `records`. */
+  expr: RawBuilder<unknown>;
+  direction: 'asc' | 'desc';
+  /** Whether the key can be NULL (property values); system columns cannot. */
+  nullable: boolean;
+  /** Label that a cursor is bound to, so a cursor from another sort is refused. */
+  label: string;
+}
+
+export interface Cursor {
+  /** The last row's sort value (null in the NULL phase). */
+  value: string | number | null;
+  recordId: string;
+}
+
+const PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
+
+export function resolveSort(field: string | undefined, direction: 'asc' | 'desc' | undefined, fields: readonly RecordField[]): Sort {
+  const dir = direction ?? 'desc';
+  switch (field ?? 'dateCreated') {
+    case 'dateCreated': return { expr: sql`records.date_created`, direction: dir, nullable: false, label: 'dateCreated' };
+    case 'dateUpdated': return { expr: sql`records.date_updated`, direction: dir, nullable: false, label: 'dateUpdated' };
+    case 'name': return { expr: sql`lower(records.name)`, direction: dir, nullable: false, label: 'name' };
+    default: {
+      const property = PROPERTY_ID.test(field!) ? fields.find((f) => f.propertyId === field) : undefined;
+      if (!property) throw errors.validation(`sortField: "${String(field).slice(0, 64)}" is not dateCreated, dateUpdated, name or a property of this entity`, [{ path: 'sortField', message: 'unknown sort field' }]);
+      // The ID was just matched against the entity's properties and the strict pattern above.
+      const key = sql.raw(`'${property.propertyId}'`);
+      const expr = property.fieldType === 'NUMBER' ? sql`(records.data->>${key})::numeric` : sql`(records.data->>${key})`;
+      return { expr, direction: dir, nullable: true, label: property.propertyId };
+    }
+  }
+}
+
+export function encodeCursor(sort: Sort, cursor: Cursor): string {
+  return Buffer.from(JSON.stringify([sort.label, cursor.value, cursor.recordId])).toString('base64url');
+}
+
+export function decodeCursor(sort: Sort, startKey: string | undefined): Cursor | undefined {
+  if (startKey === undefined || startKey === '') return undefined;
+  const invalid = () => errors.validation('startKey: not a nextKey of this list (or of another sort)', [{ path: 'startKey', message: 'invalid cursor' }]);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(startKey, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 3 || parsed[0] !== sort.label) throw invalid();
+  const [, value, recordId] = parsed as [unknown, unknown, unknown];
+  if (typeof recordId !== 'string' || recordId.length > 64) throw invalid();
+  if (value !== null && typeof value !== 'string' && typeof value !== 'number') throw invalid();
+  if (value === null && !sort.nullable) throw invalid();
+  return { value, recordId };
+}
+
+const cmp = (sort: Sort) => sql.raw(sort.direction === 'asc' ? '>' : '<');
+const dir = (sort: Sort) => sql.raw(sort.direction === 'asc' ? 'ASC' : 'DESC');
+
+/** Rows with a sort value, after the cursor (phase 1). */
+export function afterValued(sort: Sort, cursor: Cursor | undefined): RawBuilder<SqlBool> {
+  const present = sort.nullable ? sql<SqlBool>`${sort.expr} IS NOT NULL` : sql<SqlBool>`TRUE`;
+  if (!cursor) return present;
+  if (cursor.value === null) return sql<SqlBool>`FALSE`; // the cursor is already in the NULL phase
+  const value = sort.label === 'dateCreated' || sort.label === 'dateUpdated' ? sql`${cursor.value}::timestamptz` : sql`${cursor.value}`;
+  return sql<SqlBool>`${present} AND (${sort.expr}, records.record_id) ${cmp(sort)} (${value}, ${cursor.recordId})`;
+}
+
+/** Rows without a sort value, after the cursor (phase 2, nullable sorts only). */
+export function afterNull(sort: Sort, cursor: Cursor | undefined): RawBuilder<SqlBool> {
+  const missing = sql<SqlBool>`${sort.expr} IS NULL`;
+  if (!cursor || cursor.value !== null) return missing;
+  return sql<SqlBool>`${missing} AND records.record_id ${cmp(sort)} ${cursor.recordId}`;
+}
+
+export function orderValued(sort: Sort): RawBuilder<unknown> {
+  return sql`${sort.expr} ${dir(sort)}, records.record_id ${dir(sort)}`;
+}
+
+export function orderNull(sort: Sort): RawBuilder<unknown> {
+  return sql`records.record_id ${dir(sort)}`;
+}
+
+/** The cursor value of a row from the `sort_key` column the page query selects. */
+export function cursorValue(sortKey: unknown): string | number | null {
+  if (sortKey === null || sortKey === undefined) return null;
+  if (sortKey instanceof Date) return sortKey.toISOString();
+  return typeof sortKey === 'number' ? sortKey : String(sortKey);
+}

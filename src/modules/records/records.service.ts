@@ -1,0 +1,272 @@
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
+import { errors, type ErrorDetail } from '../../errors.ts';
+import type { TenantDb } from '../../db/tenant.ts';
+import type { Clock } from '../../lib/clock.ts';
+import { newId } from '../../lib/ids.ts';
+import { compileConditionGroup, escapeLike } from '../../query/compile.ts';
+import type { Condition, ConditionGroup } from '../../query/types.ts';
+import { catalogOf, conditionsOf, validateCondition, validateConditionGroup, type Catalog } from '../../query/validate.ts';
+import type { Caller } from '../api-keys/api-keys.service.ts';
+import type { EntitiesService } from '../entities/entities.service.ts';
+import type { MembersService } from '../members/members.service.ts';
+import type { QuotaService } from '../plans/quota.service.ts';
+import { maskValue, normalizeValue } from '../properties/field-values.ts';
+import type { PropertiesService, RecordField } from '../properties/properties.service.ts';
+import { decodeCursor, encodeCursor, resolveSort } from './record-sort.ts';
+import * as repo from './records.repository.ts';
+import type { AdvancedSearchBody, CreateRecordBody, CrmRecord, ListRecordsQuery, UpdateRecordBody } from './records.schemas.ts';
+
+export interface RecordPage {
+  data: CrmRecord[];
+  nextKey?: string;
+}
+
+export interface RecordsService {
+  create(tenant: TenantDb, caller: Caller, input: CreateRecordBody): Promise<CrmRecord>;
+  get(tenant: TenantDb, caller: Caller, recordId: string): Promise<CrmRecord>;
+  update(tenant: TenantDb, caller: Caller, recordId: string, input: UpdateRecordBody): Promise<CrmRecord>;
+  remove(tenant: TenantDb, caller: Caller, recordId: string): Promise<{ recordId: string; entityId: string }>;
+  restore(tenant: TenantDb, caller: Caller, recordId: string): Promise<CrmRecord>;
+  list(tenant: TenantDb, caller: Caller, query: ListRecordsQuery): Promise<RecordPage>;
+  search(tenant: TenantDb, caller: Caller, body: AdvancedSearchBody): Promise<RecordPage>;
+  fulltext(tenant: TenantDb, caller: Caller, entityId: string, q: string, limit: number): Promise<CrmRecord[]>;
+  trash(tenant: TenantDb, caller: Caller, query: { entityId: string; limit?: number; startKey?: string }): Promise<RecordPage>;
+}
+
+export interface RecordsServiceDeps {
+  entities: EntitiesService;
+  properties: PropertiesService;
+  members: MembersService;
+  quota: QuotaService;
+  clock: Clock;
+}
+
+/** An entity as records see it: its live properties and the caller's view of them. */
+interface EntityView {
+  entityId: string;
+  fields: RecordField[];
+  byId: Map<string, RecordField>;
+  catalog: Catalog;
+  /** MEMBERs get masked values (API.md §1.7). */
+  masked: boolean;
+}
+
+export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
+  const { entities, properties, members, quota, clock } = deps;
+
+  async function view(tenant: TenantDb, caller: Caller, entityId: string): Promise<EntityView> {
+    await entities.requireUsable(tenant, caller, entityId);
+    const fields = await properties.recordFields(tenant, entityId);
+    return {
+      entityId,
+      fields,
+      byId: new Map(fields.map((f) => [f.propertyId, f])),
+      catalog: catalogOf(fields),
+      masked: caller.role === 'MEMBER',
+    };
+  }
+
+  /** Only live properties' values leave the server; masked ones masked for MEMBERs. */
+  function toRecord(row: repo.RecordRow, v: EntityView): CrmRecord {
+    const data: Record<string, unknown> = {};
+    for (const [propertyId, value] of Object.entries(row.data)) {
+      const field = v.byId.get(propertyId);
+      if (!field) continue;
+      data[propertyId] = v.masked && field.isMasked ? maskValue(field.fieldType, value) : value;
+    }
+    return {
+      recordId: row.record_id,
+      accountId: row.account_id,
+      entityId: row.entity_id,
+      name: row.name,
+      data,
+      tags: row.tags,
+      ownerId: row.owner_id,
+      isDeleted: row.is_deleted,
+      createdBy: row.created_by,
+      updatedBy: row.updated_by,
+      dateCreated: row.date_created.toISOString(),
+      dateUpdated: row.date_updated.toISOString(),
+    };
+  }
+
+  /** Validates and normalises `data` against the entity's live properties; every problem is reported. */
+  function normalizeData(v: EntityView, data: Record<string, unknown>, path = 'data'): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const details: ErrorDetail[] = [];
+    for (const [propertyId, value] of Object.entries(data)) {
+      const field = v.byId.get(propertyId);
+      if (!field) {
+        details.push({ path: `${path}.${propertyId}`, message: 'is not a live property of this entity' });
+        continue;
+      }
+      const result = normalizeValue({ fieldType: field.fieldType, optionValues: field.optionValues }, value);
+      if (result.ok) out[propertyId] = result.value;
+      else details.push({ path: `${path}.${propertyId}`, message: `${field.fieldType}: ${result.reason}` });
+    }
+    if (details.length) {
+      throw errors.validation(`${details[0]!.path}: ${details[0]!.message}${details.length > 1 ? ` (and ${details.length - 1} more)` : ''}`, details);
+    }
+    return out;
+  }
+
+  async function assertOwner(tenant: TenantDb, ownerId: string | null | undefined): Promise<void> {
+    if (ownerId && !(await members.exists(tenant, ownerId))) {
+      throw errors.validation(`ownerId: ${ownerId} is not a member of this account`, [{ path: 'ownerId', message: 'unknown member' }]);
+    }
+  }
+
+  /** MEMBERs may not filter or sort on masked properties: that would reveal their values. */
+  function assertUnmaskedUse(v: EntityView, conditions: readonly Condition[], sortField: string | undefined): void {
+    if (!v.masked) return;
+    const used = [...conditions.map((c) => c.field.replace(/^data\./, '')), sortField ?? ''];
+    const masked = used.find((id) => v.byId.get(id)?.isMasked);
+    if (masked) throw errors.forbidden(`Property ${masked} is masked: filtering or sorting on it needs the ADMIN role.`);
+  }
+
+  /** Loads a record the caller may act on: 404 unknown, 410/403 via its entity, 410 trashed. */
+  async function load(tenant: TenantDb, caller: Caller, recordId: string, options: { lock?: boolean; allowTrashed?: boolean } = {}) {
+    const row = await repo.findRecord(tenant, recordId, { lock: options.lock });
+    if (!row) throw errors.notFound('Record');
+    const v = await view(tenant, caller, row.entity_id);
+    if (row.is_deleted && !options.allowTrashed) throw errors.gone('Record');
+    return { row, v };
+  }
+
+  async function page(tenant: TenantDb, v: EntityView, where: RawBuilder<SqlBool>, sortField: string | undefined, direction: 'asc' | 'desc' | undefined, limit: number | undefined, startKey: string | undefined, trashed = false): Promise<RecordPage> {
+    const sort = resolveSort(sortField, direction, v.fields);
+    const cursor = decodeCursor(sort, startKey);
+    const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, sort, cursor, limit: limit ?? 20, trashed });
+    const data = rows.map((row) => toRecord(row, v));
+    return next ? { data, nextKey: encodeCursor(sort, next) } : { data };
+  }
+
+  function compile(group: ConditionGroup, v: EntityView) {
+    return compileConditionGroup(group, v.catalog, { now: clock() });
+  }
+
+  return {
+    async create(tenant, caller, input) {
+      return tenant.transaction(async (tx) => {
+        const v = await view(tx, caller, input.entityId);
+        const data = normalizeData(v, input.data ?? {});
+        const ownerId = input.ownerId === undefined ? caller.memberId : input.ownerId;
+        await assertOwner(tx, ownerId);
+        await quota.reserve(tx, 'records.max');
+        const now = new Date(clock());
+        const [row] = await repo.insertRecords(tx, [{
+          record_id: newId('record', now),
+          entity_id: input.entityId,
+          name: input.name ?? '',
+          data,
+          tags: [...new Set(input.tags ?? [])],
+          owner_id: ownerId,
+          created_by: caller.memberId,
+          updated_by: caller.memberId,
+          date_created: now,
+          date_updated: now,
+        }]);
+        return toRecord(row!, v);
+      });
+    },
+
+    async get(tenant, caller, recordId) {
+      const { row, v } = await load(tenant, caller, recordId);
+      return toRecord(row, v);
+    },
+
+    async update(tenant, caller, recordId, input) {
+      return tenant.transaction(async (tx) => {
+        const { row, v } = await load(tx, caller, recordId, { lock: true });
+        let data: Record<string, unknown> | undefined;
+        if (input.data) {
+          // Merged key by key; null clears. Values of deleted properties are kept (restorable).
+          data = { ...row.data };
+          for (const [propertyId, value] of Object.entries(normalizeData(v, input.data))) {
+            if (value === null) delete data[propertyId];
+            else data[propertyId] = value;
+          }
+        }
+        if (input.ownerId !== undefined) await assertOwner(tx, input.ownerId);
+        const updated = await repo.updateRecord(tx, recordId, {
+          ...(input.name !== undefined ? { name: input.name } : {}),
+          ...(data ? { data } : {}),
+          ...(input.tags !== undefined ? { tags: [...new Set(input.tags)] } : {}),
+          ...(input.ownerId !== undefined ? { owner_id: input.ownerId } : {}),
+          updated_by: caller.memberId,
+          date_updated: new Date(clock()),
+        });
+        return toRecord(updated!, v);
+      });
+    },
+
+    async remove(tenant, caller, recordId) {
+      return tenant.transaction(async (tx) => {
+        const { row } = await load(tx, caller, recordId, { lock: true });
+        await repo.setDeleted(tx, [recordId], true, new Date(clock()));
+        return { recordId, entityId: row.entity_id };
+      });
+    },
+
+    async restore(tenant, caller, recordId) {
+      return tenant.transaction(async (tx) => {
+        const { row, v } = await load(tx, caller, recordId, { lock: true, allowTrashed: true });
+        if (!row.is_deleted) return toRecord(row, v);
+        const [restored] = await repo.setDeleted(tx, [recordId], false, new Date(clock()));
+        return toRecord(restored ?? row, v);
+      });
+    },
+
+    async list(tenant, caller, query) {
+      const v = await view(tenant, caller, query.entityId);
+      const conditions: Condition[] = [];
+      if (query.filters !== undefined) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(query.filters);
+        } catch {
+          throw errors.validation('filters: must be a JSON object {"<propertyId>": {"op": "...", "value": ...}}', [{ path: 'filters', message: 'malformed JSON' }]);
+        }
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+          throw errors.validation('filters: must be a JSON object', [{ path: 'filters', message: 'must be an object' }]);
+        }
+        for (const [key, spec] of Object.entries(parsed as Record<string, unknown>)) {
+          const { op, value, ...rest } = (typeof spec === 'object' && spec !== null ? spec : {}) as Record<string, unknown>;
+          const field = ['name', 'tags', 'ownerId', 'dateCreated', 'dateUpdated'].includes(key) ? key : `data.${key}`;
+          conditions.push(validateCondition({ field, operator: op, ...(value === undefined ? {} : { value }), ...rest }, v.catalog, `filters.${key}`));
+        }
+      }
+      if (query.keyword) conditions.push({ field: 'name', operator: 'contains', value: query.keyword });
+      if (query.ownerId) conditions.push({ field: 'ownerId', operator: 'eq', value: query.ownerId });
+      if (query.tags) {
+        const tags = query.tags.split(',').map((t) => t.trim()).filter(Boolean);
+        if (tags.length) conditions.push({ field: 'tags', operator: 'hasAnyOf', value: tags });
+      }
+      assertUnmaskedUse(v, conditions, query.sortField);
+      const where = compile({ operator: 'AND', conditions }, v);
+      return page(tenant, v, where, query.sortField, query.sortDirection, query.limit, query.startKey);
+    },
+
+    async search(tenant, caller, body) {
+      const v = await view(tenant, caller, body.entityId);
+      const group = body.conditionGroup ? validateConditionGroup(body.conditionGroup, v.catalog) : { operator: 'AND' as const, conditions: [] };
+      const sortSpec = body.sortFields?.[0];
+      const sortField = sortSpec?.replace(/^-/, '');
+      assertUnmaskedUse(v, conditionsOf(group), sortField);
+      const direction = sortSpec === undefined ? undefined : sortSpec.startsWith('-') ? 'desc' : 'asc';
+      return page(tenant, v, compile(group, v), sortField, direction, body.limit, body.startKey);
+    },
+
+    async fulltext(tenant, caller, entityId, q, limit) {
+      const v = await view(tenant, caller, entityId);
+      const text = escapeLike(q);
+      const rows = await repo.searchByName(tenant, entityId, { prefix: `${text}%`, contains: `%${text}%` }, limit);
+      return rows.map((row) => toRecord(row, v));
+    },
+
+    async trash(tenant, caller, query) {
+      const v = await view(tenant, caller, query.entityId);
+      return page(tenant, v, sql<SqlBool>`TRUE`, 'dateCreated', 'desc', query.limit, query.startKey, true);
+    },
+  };
+}
