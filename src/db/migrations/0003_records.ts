@@ -9,8 +9,11 @@ import { sql, type Kysely } from 'kysely';
  *   `YYYY-MM-DDTHH:mm:ss.sssZ` and DATE as `YYYY-MM-DD`, so text order is time order.
  * - Trash is a flag plus `date_deleted`; list indexes are partial on live rows.
  * - Keyset pages walk (entity, sort key, record_id) indexes; record IDs break ties.
+ * - Name search (`contains`, fulltext) uses a trigram index: pg_trgm is a trusted contrib
+ *   extension (PostgreSQL 13+), so a database owner without superuser can create it.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`CREATE EXTENSION IF NOT EXISTS pg_trgm`.execute(db);
   await sql`
     CREATE TABLE records (
       account_id   text NOT NULL,
@@ -32,6 +35,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`CREATE INDEX records_by_created ON records (account_id, entity_id, date_created, record_id) WHERE NOT is_deleted`.execute(db);
   await sql`CREATE INDEX records_by_updated ON records (account_id, entity_id, date_updated, record_id) WHERE NOT is_deleted`.execute(db);
   await sql`CREATE INDEX records_by_name ON records (account_id, entity_id, lower(name), record_id) WHERE NOT is_deleted`.execute(db);
+  await sql`CREATE INDEX records_name_trgm ON records USING gin (name gin_trgm_ops)`.execute(db);
   await sql`CREATE INDEX records_by_owner ON records (account_id, entity_id, owner_id) WHERE NOT is_deleted`.execute(db);
   await sql`CREATE INDEX records_data ON records USING gin (data jsonb_path_ops)`.execute(db);
   await sql`CREATE INDEX records_tags ON records USING gin (tags)`.execute(db);

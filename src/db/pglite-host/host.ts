@@ -3,6 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import { PGlite as RealPGlite } from '@electric-sql/pglite';
 import type { PGlite, PGliteQueryOptions, PGliteQueryResults, PGliteTransaction } from 'kysely';
+import { PGLITE_EXTENSIONS } from './extensions.ts';
 import { deserializeError, type Reply, type Request, type Startup } from './protocol.ts';
 
 export interface PGliteHostOptions {
@@ -163,7 +164,7 @@ export async function startPGliteHost(options: PGliteHostOptions = {}): Promise<
 
 /** Non-worker mode: a plain PGlite on the main thread, same interface. */
 export async function createInProcessPGlite(options: PGliteHostOptions = {}): Promise<RealPGlite> {
-  const pglite = new RealPGlite(options.dataDir);
+  const pglite = new RealPGlite({ dataDir: options.dataDir, extensions: PGLITE_EXTENSIONS });
   await pglite.waitReady;
   return pglite;
 }

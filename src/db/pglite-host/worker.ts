@@ -2,6 +2,7 @@
 // synchronously in WASM, so hosting it here keeps the main event loop free.
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { PGLITE_EXTENSIONS } from './extensions.ts';
 import { serializeError, type Reply, type Request, type Startup } from './protocol.ts';
 
 interface OpenTx {
@@ -46,7 +47,7 @@ const fail = (id: number, err: unknown) => send({ id, ok: false, error: serializ
 
 let pglite: PGlite;
 try {
-  pglite = new PGlite(dataDir);
+  pglite = new PGlite({ dataDir, extensions: PGLITE_EXTENSIONS });
   await pglite.waitReady;
 } catch (err) {
   // Closing the port (rather than process.exit) lets this message flush first.
