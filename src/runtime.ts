@@ -33,16 +33,18 @@ export async function openRuntime(config: Config, options: { logger?: Logger; mi
     poolMax: config.dbPoolMax,
     logger,
   });
+  let masterKey: Buffer;
   try {
     if (options.migrate !== false) {
       const applied = await migrateToLatest(database.db);
       if (applied.length) logger.info({ applied }, 'database migrated');
     }
+    masterKey = config.masterKey ?? loadOrCreateMasterKey(config.dataDir);
   } catch (error) {
-    await database.close();
+    // Release the database (and the PGlite directory lock) before reporting.
+    await database.close().catch(() => {});
     throw error;
   }
-  const masterKey = config.masterKey ?? loadOrCreateMasterKey(config.dataDir);
   const clock = systemClock;
   const services = createServices({ db: database.db, secretBox: createSecretBox(masterKey), clock });
   return { config, logger, database, services, clock, close: () => database.close() };

@@ -52,8 +52,13 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
-    await app.close();
-    await runtime.close();
+    try {
+      await app.close(); // stops listening, then waits for in-flight requests
+      await runtime.close();
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
     logger.info('shut down cleanly');
     process.exit(0);
   };

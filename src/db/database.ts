@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { createInProcessPGlite, startPGliteHost, type PGliteHost } from './pglite-host/host.ts';
+import { createInProcessPGlite, startPGliteHost } from './pglite-host/host.ts';
 import type { DB } from './schema.ts';
 
 export type Driver = 'pglite' | 'pg';
@@ -165,33 +165,6 @@ function oneLine(error: unknown): string {
   return message.split('\n')[0]!.trim();
 }
 
-/**
- * Starts the worker-hosted PGlite. pglite-host/host.ts has a window during a *failed* startup in
- * which the worker's rethrown startup error is emitted on the Worker while no 'error' listener
- * is attached (between its startup listeners' cleanup and the catch that adds a no-op one): the
- * process then dies with a stack trace instead of reporting the failure (about 1 start in 6
- * under load). Until that is fixed there, an uncaught error carrying the startup failure's own
- * message is absorbed while the host starts; any other uncaught error is rethrown afterwards.
- */
-async function startWorkerHost(dataDir: string | undefined): Promise<PGliteHost> {
-  const held: unknown[] = [];
-  const hold = (error: unknown) => { held.push(error); };
-  process.on('uncaughtException', hold);
-  let failure: unknown;
-  try {
-    return await startPGliteHost({ dataDir });
-  } catch (error) {
-    failure = error;
-    throw error;
-  } finally {
-    process.off('uncaughtException', hold);
-    const duplicate = failure instanceof Error ? failure.message : undefined;
-    for (const error of held) {
-      if (!(error instanceof Error && error.message === duplicate)) process.nextTick(() => { throw error; });
-    }
-  }
-}
-
 async function createPGlite(options: DatabaseOptions): Promise<Database> {
   const dataDir = options.pgliteDir;
   let release: (() => void) | undefined;
@@ -202,7 +175,7 @@ async function createPGlite(options: DatabaseOptions): Promise<Database> {
     }
     const pglite = options.pgliteWorker === false
       ? await createInProcessPGlite({ dataDir })
-      : await startWorkerHost(dataDir);
+      : await startPGliteHost({ dataDir });
     const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) });
     return {
       db,

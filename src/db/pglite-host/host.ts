@@ -30,6 +30,10 @@ export async function startPGliteHost(options: PGliteHostOptions = {}): Promise<
   const worker = new Worker(new URL('./worker.ts', import.meta.url), {
     workerData: { dataDir: options.dataDir },
   });
+  // A worker that fails to start reports on 'message' and then rethrows as 'error', possibly in
+  // the same tick; a listener from the first moment keeps that from crashing the process (the
+  // startup promise below and failAll report the failure).
+  worker.on('error', () => {});
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -44,8 +48,6 @@ export async function startPGliteHost(options: PGliteHostOptions = {}): Promise<
       worker.on('message', onMessage).on('error', onError).on('exit', onExit);
     });
   } catch (err) {
-    // The worker rethrows its startup error; an unhandled 'error' event would crash us.
-    worker.on('error', () => {});
     await worker.terminate();
     throw err;
   }

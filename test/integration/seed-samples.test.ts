@@ -1,0 +1,218 @@
+/**
+ * Solapi's own client samples (reference seed 000, "세그먼트 목록 조회") run unchanged against a
+ * live server: the curl + openssl shell script, the Node fetch snippet and the Python requests
+ * snippet. Only what a user would change is substituted: the base URL, the API key and secret.
+ *
+ * The samples call GET /crm-core/v1/segments, which does not exist yet; they are pointed at
+ * GET /crm-core/v1/usage instead, an authenticated GET that answers 200 with the caller's
+ * accountId. The path swap is the only other edit (the query string stays; /usage ignores it).
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { testDatabaseUrl } from '../helpers/database.ts';
+import {
+  NODE, createAccountIn, newMasterKey, printedAccounts, removeTempDirs, startServer, tempDir,
+  type PrintedAccount, type ServerProcess,
+} from '../helpers/server-process.ts';
+
+const run = promisify(execFile);
+
+// ---- The samples, verbatim from the seed page (one string per line). ----
+
+const NODE_SAMPLE = [
+  "const crypto = require('crypto');",
+  "const apiKey = 'NCSXXXXXXXXXXXXX';",
+  "const apiSecret = 'YOUR_API_SECRET';",
+  'const dateTime = new Date().toISOString();',
+  "const salt = crypto.randomBytes(16).toString('hex');",
+  "const signature = crypto.createHmac('sha256', apiSecret).update(dateTime + salt).digest('hex');",
+  'const authHeader = HMAC-SHA256 apiKey=${apiKey}, date=${dateTime}, salt=${salt}, signature=${signature};',
+  "const response = await fetch('https://api.solapi.com/crm-core/v1/segments?entityId=CRMET1260423081530123XYZ11122233', {",
+  "method: 'GET',",
+  "headers: { 'Authorization': authHeader, 'Content-Type': 'application/json' }",
+  '});',
+  'const data = await response.json();',
+].join('\n');
+
+const PYTHON_SAMPLE = [
+  'import hmac, hashlib, secrets, requests',
+  'from datetime import datetime, timezone',
+  "api_key = 'NCSXXXXXXXXXXXXX'",
+  "api_secret = 'YOUR_API_SECRET'",
+  "date_time = datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')",
+  'salt = secrets.token_hex(16)',
+  'signature = hmac.new(api_secret.encode(), (date_time + salt).encode(), hashlib.sha256).hexdigest()',
+  "auth_header = f'HMAC-SHA256 apiKey={api_key}, date={date_time}, salt={salt}, signature={signature}'",
+  "response = requests.get('https://api.solapi.com/crm-core/v1/segments', headers={",
+  "'Authorization': auth_header,",
+  "'Content-Type': 'application/json'",
+  "}, params={'entityId': 'CRMET1260423081530123XYZ11122233'})",
+  'data = response.json()',
+].join('\n');
+
+const CURL_SAMPLE = [
+  'API_KEY="NCSXXXXXXXXXXXXX"',
+  'API_SECRET="YOUR_API_SECRET"',
+  'DATE=$(date -u +"%Y-%m-%dT%H:%M:%SZ")',
+  'SALT=$(openssl rand -hex 16)',
+  'SIGNATURE=$(echo -n "${DATE}${SALT}" | openssl dgst -sha256 -hmac "${API_SECRET}" | awk \'{print $NF}\')',
+  'AUTH="HMAC-SHA256 apiKey=${API_KEY}, date=${DATE}, salt=${SALT}, signature=${SIGNATURE}"',
+  "curl -X GET 'https://api.solapi.com/crm-core/v1/segments?entityId=CRMET1260423081530123XYZ11122233' \\",
+  '-H "Authorization: ${AUTH}" \\',
+  '-H "Content-Type: application/json"',
+].join('\n');
+
+/** Replaces each `from` exactly once, so a changed sample fails here instead of testing something else. */
+function substitute(text: string, pairs: [string | RegExp, string][]): string {
+  let out = text;
+  for (const [from, to] of pairs) {
+    const count = typeof from === 'string' ? out.split(from).length - 1 : (out.match(new RegExp(from, 'gm')) ?? []).length;
+    assert.equal(count, 1, `expected exactly one ${from} in the sample`);
+    out = out.replace(from, to);
+  }
+  return out;
+}
+
+function personalise(sample: string, baseUrl: string, creds: PrintedAccount): string {
+  // The values land inside shell double quotes and JS/Python single quotes: keep them plain.
+  assert.match(creds.apiKey, /^[A-Za-z0-9]+$/);
+  assert.match(creds.apiSecret, /^[A-Za-z0-9]+$/);
+  return substitute(sample, [
+    ['NCSXXXXXXXXXXXXX', creds.apiKey],
+    ['YOUR_API_SECRET', creds.apiSecret],
+    ['https://api.solapi.com', baseUrl],
+    ['/crm-core/v1/segments', '/crm-core/v1/usage'], // segments are not built yet, see the header comment
+  ]);
+}
+
+/** The page rendering dropped the backticks of this template literal; they are restored, nothing else. */
+function restoreBackticks(sample: string): string {
+  return substitute(sample, [[/^const authHeader = (HMAC-SHA256 .*);$/m, 'const authHeader = `$1`;']]);
+}
+
+/** Environment for the sample programs: nothing may route 127.0.0.1 through a proxy. */
+const sampleEnv = { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
+
+function pythonSkipReason(): string | false {
+  const probe = spawnSync('python3', ['-c', 'import requests'], { encoding: 'utf8', env: sampleEnv });
+  if (probe.error) return `python3 is not available (${(probe.error as NodeJS.ErrnoException).code}); the Python sample was not run`;
+  if (probe.status !== 0) {
+    return "python3 has no 'requests' module (pip install requests, or apt-get install python3-requests); the Python sample was not run";
+  }
+  return false;
+}
+const PYTHON_SKIP = pythonSkipReason();
+
+function assertUsage(status: number, data: any, creds: PrintedAccount) {
+  assert.equal(status, 200, JSON.stringify(data));
+  assert.equal(data.accountId, creds.accountId);
+  assert.ok(Array.isArray(data.limits), JSON.stringify(data));
+}
+
+interface Backend {
+  name: string;
+  skip: string | false;
+  /** A running server and an OWNER key for it. */
+  start(): Promise<{ server: ServerProcess; creds: PrintedAccount }>;
+}
+
+const PG_URL = testDatabaseUrl();
+const backends: Backend[] = [
+  {
+    name: 'PGlite',
+    skip: false,
+    async start() {
+      // An empty data directory: the server creates the first account and prints its key once.
+      const server = await startServer({ dataDir: tempDir() });
+      const printed = printedAccounts(server.stdout());
+      if (printed.length !== 1) {
+        await server.stop();
+        assert.fail(`expected one credentials block on first start:\n${server.stdout()}`);
+      }
+      return { server, creds: printed[0]! };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    skip: PG_URL ? false : 'CRM_TEST_PG_URL is not set (run with TEST_DATABASE_URL)',
+    async start() {
+      // The shared test database already holds other files' accounts, so the server would not
+      // print one: the account is made beforehand, sealed with the server's MASTER_KEY.
+      const env = { DATABASE_URL: PG_URL!, MASTER_KEY: newMasterKey(), DATA_DIR: tempDir() };
+      const creds = await createAccountIn(PG_URL!, env.MASTER_KEY, 'Seed samples');
+      return { server: await startServer({ env }), creds };
+    },
+  },
+];
+
+after(removeTempDirs);
+
+describe('seed 000 client samples against a live server', { concurrency: true }, () => {
+  for (const backend of backends) {
+    describe(backend.name, { skip: backend.skip }, () => {
+      let server: ServerProcess | undefined;
+      let creds: PrintedAccount;
+      let dir: string;
+
+      before(async () => {
+        ({ server, creds } = await backend.start());
+        dir = tempDir();
+      });
+      after(async () => {
+        await server?.stop();
+      });
+
+      test('curl + openssl (bash): date with Z, no milliseconds', async () => {
+        // A shell function observes the HTTP status without editing the sample's curl command.
+        const observe = "curl() { command curl --silent --show-error --write-out '\\n%{http_code}' \"$@\"; }\n";
+        const { stdout } = await run('bash', ['-c', observe + personalise(CURL_SAMPLE, server!.baseUrl, creds)], {
+          env: sampleEnv,
+          timeout: 30_000,
+        });
+        const lines = stdout.trimEnd().split('\n');
+        const status = Number(lines.pop());
+        assertUsage(status, JSON.parse(lines.join('\n')), creds);
+      });
+
+      const runNode = async (sample: string) => {
+        // .mjs for the top-level await; require() is what the snippet uses.
+        const file = join(dir, `sample-${Math.random().toString(36).slice(2)}.mjs`);
+        writeFileSync(file, [
+          "import { createRequire } from 'node:module';",
+          'const require = createRequire(import.meta.url);',
+          sample,
+          'console.log(JSON.stringify({ status: response.status, data }));',
+        ].join('\n'));
+        const { stdout } = await run(NODE, [file], { env: sampleEnv, timeout: 30_000 });
+        const { status, data } = JSON.parse(stdout);
+        assertUsage(status, data, creds);
+      };
+
+      test('Node fetch: date from toISOString() (milliseconds)', async () => {
+        await runNode(personalise(restoreBackticks(NODE_SAMPLE), server!.baseUrl, creds));
+      });
+
+      test('Node fetch: the same snippet with a Z date without milliseconds', async () => {
+        const sample = substitute(personalise(restoreBackticks(NODE_SAMPLE), server!.baseUrl, creds), [
+          ['new Date().toISOString()', "new Date().toISOString().replace(/\\.\\d{3}Z$/, 'Z')"],
+        ]);
+        await runNode(sample);
+      });
+
+      test('Python requests: date with Z, no milliseconds', { skip: PYTHON_SKIP }, async () => {
+        const script = [
+          personalise(PYTHON_SAMPLE, server!.baseUrl, creds),
+          'import json',
+          "print(json.dumps({'status': response.status_code, 'data': data}))",
+        ].join('\n');
+        const { stdout } = await run('python3', ['-c', script], { env: sampleEnv, timeout: 30_000 });
+        const { status, data } = JSON.parse(stdout);
+        assertUsage(status, data, creds);
+      });
+    });
+  }
+});
