@@ -1,6 +1,7 @@
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.ts';
 import { openDatabase, pgliteDirectory, type Database } from './db/database.ts';
+import { isDatabaseUnavailable } from './db/errors.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { loadOrCreateMasterKey } from './lib/master-key.ts';
@@ -24,6 +25,28 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: pin
   return pino({ level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
 }
 
+/** How long a starting node waits for its database (e.g. PostgreSQL still booting) before giving up. */
+const STARTUP_WAIT_MS = 60_000;
+
+/**
+ * Migrates, retrying while the database is unreachable: nodes and their database often start
+ * together, and a node that dies because PostgreSQL was a few seconds late helps nobody.
+ */
+async function migrateWhenReachable(database: Database, logger: Logger): Promise<void> {
+  const deadline = Date.now() + STARTUP_WAIT_MS;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      const applied = await migrateToLatest(database.db);
+      if (applied.length) logger.info({ applied }, 'database migrated');
+      return;
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() + delay > deadline) throw error;
+      logger.warn({ err: error, retryInMs: delay }, 'database unreachable at start; retrying');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
 export async function openRuntime(config: Config, options: { logger?: Logger; migrate?: boolean } = {}): Promise<Runtime> {
   const logger = options.logger ?? createLogger(config);
   const database = await openDatabase({
@@ -35,10 +58,7 @@ export async function openRuntime(config: Config, options: { logger?: Logger; mi
   });
   let masterKey: Buffer;
   try {
-    if (options.migrate !== false) {
-      const applied = await migrateToLatest(database.db);
-      if (applied.length) logger.info({ applied }, 'database migrated');
-    }
+    if (options.migrate !== false) await migrateWhenReachable(database, logger);
     masterKey = config.masterKey ?? loadOrCreateMasterKey(config.dataDir);
   } catch (error) {
     // Release the database (and the PGlite directory lock) before reporting.
