@@ -686,5 +686,18 @@ describe('properties (API.md §4)', () => {
       assert.equal(maskValue('NUMBER', 42), '***');
       assert.equal(maskValue('TEXT', null), null);
     });
+
+    test('masking keeps most of a phone number hidden whatever its length (docs/masking.md)', () => {
+      assert.equal(maskValue('PHONE', '+821012345678'), '821-****-5678');
+      assert.equal(maskValue('PHONE', '0212345678'), '021-****-5678');
+      assert.equal(maskValue('PHONE', '123456789'), '****-6789');
+      assert.equal(maskValue('PHONE', '1234567'), '****-4567');
+      assert.equal(maskValue('PHONE', '12'), '***');
+      assert.equal(maskValue('EMAIL', 'a@b.co'), 'a***@b.co');
+      assert.equal(maskValue('EMAIL', 'not-an-address'), '***');
+      assert.equal(maskValue('CHECKBOX', false), '***');
+      assert.equal(maskValue('MULTI_CHECKBOX', ['A']), '***');
+      assert.equal(maskValue('DATE', '2026-04-20'), '***');
+    });
   });
 });

@@ -119,20 +119,23 @@ export function normalizeValue(rules: ValueRules, value: unknown): ValueResult {
 
 /**
  * What a MEMBER sees of a masked property's value (API.md §1.7); ADMIN and OWNER see it clear.
- * - PHONE: the first 3 and last 4 digits, the rest starred, dash-grouped: `010-****-5678`.
- * - EMAIL: the first character of the local part, then `***@domain`: `h***@example.com`.
- * - Every other non-null value (text, numbers, dates, booleans, choices): `"***"`. A masked
+ * docs/masking.md is the reference (and says what else MEMBERs cannot do with masked
+ * properties); in short:
+ * - PHONE: at least 10 digits → the first 3 and last 4 digits around `****`
+ *   (`01012345678` → `010-****-5678`, `+821012345678` → `821-****-5678`); 7–9 digits → only the
+ *   last 4 (`****-4567`), so at least 3 digits stay hidden. Always four stars: the length is hidden.
+ * - EMAIL: the first character of the local part, `***`, then `@domain`: `h***@example.com`.
+ * - Every other non-null value (text, numbers, dates, booleans, choices, arrays): `"***"`. A masked
  *   choice property also lists `options: []` to MEMBERs, so its values mean nothing to them.
  * - `null` stays `null` (an empty field reveals nothing).
  */
 export function maskValue(fieldType: FieldType, value: unknown): unknown {
-  if (value === null || value === undefined) return value ?? null;
+  if (value === null || value === undefined) return null;
   if (fieldType === 'PHONE' && typeof value === 'string') {
     const digits = value.replace(/\D/g, '');
-    if (digits.length < 7) return '***';
-    const head = digits.slice(0, 3);
-    const tail = digits.slice(-4);
-    return `${head}-${'*'.repeat(Math.min(4, digits.length - 7) || 3)}-${tail}`;
+    if (digits.length >= 10) return `${digits.slice(0, 3)}-****-${digits.slice(-4)}`;
+    if (digits.length >= 7) return `****-${digits.slice(-4)}`;
+    return '***';
   }
   if (fieldType === 'EMAIL' && typeof value === 'string') {
     const at = value.lastIndexOf('@');

@@ -2,7 +2,8 @@ import Type from 'typebox';
 import { responses } from '../../http/schemas/common.ts';
 import type { TypedApp } from '../../http/route-types.ts';
 import {
-  BulkCreatedProperty, BulkCreatePropertiesBody, CreatePropertyBody, DeletedProperty, ListPropertiesQuery, Property, PropertyParams, UpdatePropertyBody,
+  BulkCreatedProperty, BulkCreatePropertiesBody, CreatePropertyBody, DeletedProperty, ListPropertiesQuery, Property, PropertyParams, UpdatedProperty,
+  UpdatePropertyBody, UpdatePropertyQuery,
 } from './properties.schemas.ts';
 import type { PropertiesService } from './properties.service.ts';
 
@@ -56,11 +57,15 @@ export async function propertiesRoutes(app: TypedApp, { properties }: { properti
     schema: {
       tags,
       summary: 'Partially update a property (OWNER; options replace the whole list)',
+      description: 'Changing `fieldType` (or removing options) converts the values records hold where a lossless conversion '
+        + 'exists (docs/entities-properties.md). Values that cannot be converted make it a 400 ValidationError with their count, '
+        + 'unless `?force=true`, which clears them; `conversion` in the answer says how many values were converted and cleared.',
       params: PropertyParams,
+      querystring: UpdatePropertyQuery,
       body: UpdatePropertyBody,
-      response: responses({ 200: Property }, [400, 403, 404, 409, 410]),
+      response: responses({ 200: UpdatedProperty }, [400, 403, 404, 409, 410]),
     },
-  }, (request) => properties.update(request.tenant, request.caller, request.params.propertyId, request.body));
+  }, (request) => properties.update(request.tenant, request.caller, request.params.propertyId, request.body, { force: request.query.force }));
 
   app.delete('/properties/:propertyId', {
     config: owner,

@@ -100,3 +100,28 @@ export const ListPropertiesQuery = Type.Object({
 export type ListPropertiesQuery = Static<typeof ListPropertiesQuery>;
 
 export const DeletedProperty = Type.Object({ propertyId: Type.String(), entityId: Type.String() }, { title: 'DeletedProperty' });
+
+export const UpdatePropertyQuery = Type.Object({
+  force: Type.Optional(Type.Boolean({
+    description: 'With a fieldType or options change: clear the values that cannot be converted instead of refusing (400)',
+  })),
+}, { additionalProperties: false });
+export type UpdatePropertyQuery = Static<typeof UpdatePropertyQuery>;
+
+/** [X] What a fieldType or options change did to the values records hold (live and trashed). */
+export const ValueConversion = Type.Object({
+  fromType: FieldType,
+  toType: FieldType,
+  records: Type.Integer({ description: 'Records that held a value' }),
+  converted: Type.Integer({ description: 'Values rewritten for the new type (or dropped when empty and the new type cannot hold "" or [])' }),
+  unchanged: Type.Integer({ description: 'Values already valid as they are' }),
+  cleared: Type.Integer({ description: 'Values removed because they could not be converted (only with ?force=true; MULTI_CHECKBOX: records that lost some options)' }),
+}, { title: 'ValueConversion' });
+export type ValueConversion = Static<typeof ValueConversion>;
+
+/** The PATCH answer: the property, plus `conversion` when stored values had to be examined. */
+export const UpdatedProperty = Type.Object({
+  ...Property.properties,
+  conversion: Type.Optional(ValueConversion),
+}, { title: 'UpdatedProperty' });
+export type UpdatedProperty = Static<typeof UpdatedProperty>;

@@ -8,11 +8,13 @@ import type { EntitiesService, EntityRow } from '../entities/entities.service.ts
 import type { InsightWidget, ViewSettings } from '../entities/entities.schemas.ts';
 import { mergeViewSettings, settingsProblems, type PropertyInfo } from '../entities/view-settings.ts';
 import type { QuotaService } from '../plans/quota.service.ts';
+import { convertValue, isValuePreserving } from './field-conversion.ts';
 import { isChoiceType, isReservedKey } from './field-types.ts';
 import * as repo from './properties.repository.ts';
 import {
   PROPERTY_LIST_CAP,
-  type BulkCreatedProperty, type CreatePropertyBody, type ListPropertiesQuery, type OptionInput, type Property, type UpdatePropertyBody,
+  type BulkCreatedProperty, type CreatePropertyBody, type ListPropertiesQuery, type OptionInput, type Property, type UpdatedProperty,
+  type UpdatePropertyBody, type ValueConversion,
 } from './properties.schemas.ts';
 
 /**
@@ -107,16 +109,149 @@ function assertSettingsStillFit(entity: EntityRow, properties: PropertyInfo[], w
   }
 }
 
+/** The fieldType and (when they change) options a PATCH leads to. */
+function nextDefinition(current: repo.PropertyRow, input: UpdatePropertyBody): { fieldType: FieldType; options: PropertyOptionJson[] | undefined } {
+  const fieldType = input.fieldType ?? current.field_type;
+  // Leaving the choice types drops the options; entering them keeps whatever list is sent.
+  let options: PropertyOptionJson[] | undefined;
+  if (input.options !== undefined) options = normalizeOptions(input.options);
+  else if (!isChoiceType(fieldType) && current.options.length) options = [];
+  return { fieldType, options };
+}
+
+/** Whether a PATCH of `current` may change or drop values that records hold. */
+function rewritesValues(current: repo.PropertyRow, input: UpdatePropertyBody): boolean {
+  const { fieldType, options } = nextDefinition(current, input);
+  if (fieldType === current.field_type && options === undefined) return false;
+  return !isValuePreserving(current.field_type, fieldType, current.options.map((o) => o.value), (options ?? current.options).map((o) => o.value));
+}
+
+/** A PATCH attempt that has to start over, holding the value locks from the beginning. */
+class RetryWithValueLocks extends Error {}
+const MAX_UPDATE_ATTEMPTS = 5;
+
+/** PostgreSQL's lock_not_available (a NOWAIT lock that another transaction holds). */
+function isLockNotAvailable(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '55P03';
+}
+
+/** Records read (and written back) per round trip while converting values. */
+const CONVERSION_PAGE = 1_000;
+/** Examples of values that cannot be converted, listed in the 400's details. */
+const MAX_EXAMPLES = 10;
+
+interface ValueChange {
+  entityId: string;
+  propertyId: string;
+  from: FieldType;
+  to: FieldType;
+  oldOptionValues: string[];
+  newOptionValues: string[];
+  force: boolean;
+}
+
+const plural = (n: number, one: string, many: string) => (n === 1 ? one : many);
+
+/**
+ * Converts the values that records (live and trashed) hold for a property whose fieldType or
+ * options change, inside the PATCH's transaction; see field-conversion.ts for the rules. Values
+ * that cannot be converted make it a 400 with their count, unless `force`: then they are cleared
+ * (MULTI_CHECKBOX keeps the options that still exist) and the answer's `conversion.cleared` says
+ * how many.
+ *
+ * The caller holds the locks (see updateOnce): no record write of the entity runs meanwhile.
+ * Two read passes in record ID order: the first only decides (nothing is written when the answer
+ * is 400), the second writes each page's changes with one set-based UPDATE.
+ */
+async function convertStoredValues(tx: TenantDb, c: ValueChange): Promise<ValueConversion> {
+  const eachPage = async (work: (rows: repo.RecordValue[]) => Promise<void> | void) => {
+    let after: string | undefined;
+    for (;;) {
+      const rows = await repo.recordValuesPage(tx, c.entityId, c.propertyId, after, CONVERSION_PAGE);
+      if (rows.length) await work(rows);
+      if (rows.length < CONVERSION_PAGE) return;
+      after = rows[rows.length - 1]!.record_id;
+    }
+  };
+  const convert = (value: unknown) => convertValue(c.from, c.to, value, c.newOptionValues);
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+  const report: ValueConversion = { fromType: c.from, toType: c.to, records: 0, converted: 0, unchanged: 0, cleared: 0 };
+  let trashedLost = 0;
+  const examples: ErrorDetail[] = [];
+  await eachPage((rows) => {
+    for (const row of rows) {
+      report.records++;
+      const result = convert(row.value);
+      if (!result.ok) {
+        report.cleared++;
+        if (row.is_deleted) trashedLost++;
+        if (examples.length < MAX_EXAMPLES) {
+          examples.push({ path: `/records/${row.record_id}`, recordId: row.record_id, ...(row.is_deleted ? { inTrash: true } : {}), message: result.reason });
+        }
+      } else if (same(result.value, row.value)) {
+        report.unchanged++;
+      } else {
+        report.converted++;
+      }
+    }
+  });
+
+  const lost = report.cleared;
+  if (lost && !c.force) {
+    const trash = !trashedLost ? '' : lost === 1 ? ' (in the trash)' : ` (${trashedLost} of them in the trash)`;
+    const them = plural(lost, 'it', 'them');
+    let message: string;
+    if (c.from === c.to) {
+      const kept = new Set(c.newOptionValues);
+      const removed = c.oldOptionValues.filter((v) => !kept.has(v));
+      message = `${lost} ${plural(lost, 'record', 'records')}${trash} ${plural(lost, 'uses', 'use')} option values that the new option list removes`
+        + `${removed.length ? ` (${removed.slice(0, 10).join(', ')}${removed.length > 10 ? ', …' : ''})` : ''}; send ?force=true to clear ${them}`;
+    } else {
+      message = `${lost} ${plural(lost, 'record', 'records')}${trash} ${plural(lost, 'has a value', 'have values')} that cannot be converted`
+        + ` from ${c.from} to ${c.to}; send ?force=true to clear ${them}`;
+    }
+    throw errors.validation(message, [
+      { path: c.from === c.to ? '/options' : '/fieldType', message, records: lost, fromType: c.from, toType: c.to },
+      ...examples,
+    ]);
+  }
+
+  if (report.converted || report.cleared) {
+    await eachPage(async (rows) => {
+      const changes = new Map<string, unknown>();
+      for (const row of rows) {
+        const result = convert(row.value);
+        // null in the map = no value (the key is removed from the record's data).
+        if (!result.ok) changes.set(row.record_id, result.fallback ?? null);
+        else if (!same(result.value, row.value)) changes.set(row.record_id, result.value ?? null);
+      }
+      await repo.rewriteRecordValues(tx, c.entityId, c.propertyId, changes);
+    });
+  }
+  return report;
+}
+
 export interface PropertiesService {
   create(tenant: TenantDb, caller: Caller, input: CreatePropertyBody): Promise<Property>;
   bulkCreate(tenant: TenantDb, caller: Caller, items: CreatePropertyBody[]): Promise<BulkCreatedProperty[]>;
   list(tenant: TenantDb, caller: Caller, query: ListPropertiesQuery): Promise<Property[]>;
   get(tenant: TenantDb, caller: Caller, propertyId: string): Promise<Property>;
-  update(tenant: TenantDb, caller: Caller, propertyId: string, input: UpdatePropertyBody): Promise<Property>;
+  /**
+   * A fieldType or options change converts the values records hold (see field-conversion.ts);
+   * values that cannot be converted make it a 400 with their count unless `force`, which clears
+   * them. `conversion` in the answer reports what happened to the values.
+   */
+  update(tenant: TenantDb, caller: Caller, propertyId: string, input: UpdatePropertyBody, options?: { force?: boolean }): Promise<UpdatedProperty>;
   remove(tenant: TenantDb, caller: Caller, propertyId: string): Promise<{ propertyId: string; entityId: string }>;
   /** The entity's live properties, as view and widget validation sees them. */
   liveInfo(tenant: TenantDb, entityId: string): Promise<PropertyInfo[]>;
-  /** What records need of an entity's live properties: value rules and masking. */
+  /**
+   * What records need of an entity's live properties: value rules and masking. Inside a
+   * transaction it also holds the entity's record-values lock shared until the end, so a record
+   * write validated against these definitions cannot interleave with a fieldType conversion
+   * (which takes the lock exclusive; see properties.repository.ts lockRecordValues).
+   */
   recordFields(tenant: TenantDb, entityId: string): Promise<RecordField[]>;
 }
 
@@ -220,6 +355,85 @@ export function createPropertiesService(deps: { entities: EntitiesService; quota
     return { row, entity };
   }
 
+  /**
+   * One attempt at a property PATCH, in its transaction. Lock order, the same for every writer
+   * of the entity so none can deadlock another:
+   *   conversion lock → rows of records holding a value → record-values lock (exclusive)
+   *   → entity row → property row.
+   * The first three are taken only when the change may rewrite stored values, judged from an
+   * unlocked read; if the locked read disagrees (another PATCH got in between), the attempt is
+   * retried with them. Record writes take the record-values lock shared before they validate
+   * (recordFields), and record updates lock their row before that: so rows are locked before the
+   * exclusive lock (writes already under way finish), and once it is held every row holding a
+   * value is locked again with NOWAIT: a row that a write locked meanwhile means that write now
+   * waits for us, so this attempt gives way (rolls back) and the next one runs after it.
+   */
+  async function updateOnce(tx: TenantDb, caller: Caller, propertyId: string, input: UpdatePropertyBody, force: boolean, lockValues: boolean) {
+    const peek = await repo.findProperty(tx, propertyId);
+    if (!peek) throw errors.notFound('Property');
+    const entityId = peek.entity_id;
+    const asPropertyNotFound = (error: unknown) => {
+      if (error instanceof AppError && error.status === 404) throw errors.notFound('Property');
+      throw error;
+    };
+    await entities.requireUsable(tx, caller, entityId).catch(asPropertyNotFound);
+
+    const valuesLocked = lockValues || rewritesValues(peek, input);
+    if (valuesLocked) {
+      await repo.lockPropertyConversions(tx, entityId);
+      await repo.lockRecordsWithValue(tx, entityId, propertyId);
+      await repo.lockRecordValues(tx, entityId, 'exclusive');
+    }
+    // Entity first, then property: the same lock order as creates.
+    await entities.requireUsable(tx, caller, entityId, { lock: true }).catch(asPropertyNotFound);
+    const { row: current, entity } = await load(tx, caller, propertyId, true);
+
+    const { fieldType, options } = nextDefinition(current, input);
+    const key = input.key === undefined ? current.key : (input.key || null);
+    throwValidation(definitionProblems('', { fieldType, key: input.key === undefined ? null : key, options: input.options }));
+
+    const definitionChanges = fieldType !== current.field_type || options !== undefined;
+    if (definitionChanges) {
+      const others = (await repo.liveProperties(tx, [current.entity_id])).filter((p) => p.property_id !== propertyId);
+      const changed = toPropertyInfo({ ...current, field_type: fieldType, options: options ?? current.options });
+      assertSettingsStillFit(entity, [...others.map(toPropertyInfo), changed], 'This change');
+    }
+
+    // The values records hold follow the new definition (400 with a count, unless force).
+    let conversion: ValueConversion | undefined;
+    if (rewritesValues(current, input)) {
+      if (!valuesLocked) throw new RetryWithValueLocks();
+      try {
+        await repo.lockRecordsWithValue(tx, entityId, propertyId, { nowait: true });
+      } catch (error) {
+        if (isLockNotAvailable(error)) throw new RetryWithValueLocks();
+        throw error;
+      }
+      conversion = await convertStoredValues(tx, {
+        entityId,
+        propertyId,
+        from: current.field_type,
+        to: fieldType,
+        oldOptionValues: current.options.map((o) => o.value),
+        newOptionValues: (options ?? current.options).map((o) => o.value),
+        force,
+      });
+    }
+
+    const row = await repo.updateProperty(tx, propertyId, {
+      ...(input.name === undefined ? {} : { name: input.name }),
+      ...(input.description === undefined ? {} : { description: input.description }),
+      ...(input.propertyGroupId === undefined ? {} : { property_group_id: input.propertyGroupId }),
+      ...(input.isMasked === undefined ? {} : { is_masked: input.isMasked }),
+      ...(input.key === undefined ? {} : { key }),
+      field_type: fieldType,
+      ...(options === undefined ? {} : { options: JSON.stringify(options) }),
+      updated_by: caller.memberId,
+      date_updated: new Date(),
+    });
+    return { row, conversion };
+  }
+
   return {
     async create(tenant, caller, input) {
       const [row] = await createMany(tenant, caller, [input], () => '');
@@ -253,51 +467,24 @@ export function createPropertiesService(deps: { entities: EntitiesService; quota
       return toProperty((await load(tenant, caller, propertyId)).row, caller);
     },
 
-    async update(tenant, caller, propertyId, input) {
-      try {
-        const row = await tenant.transaction(async (tx) => {
-          // Entity first, then property: the same lock order as creates, so no deadlocks.
-          const peek = await repo.findProperty(tx, propertyId);
-          if (!peek) throw errors.notFound('Property');
-          await entities.requireUsable(tx, caller, peek.entity_id, { lock: true }).catch((error: unknown) => {
-            if (error instanceof AppError && error.status === 404) throw errors.notFound('Property');
-            throw error;
-          });
-          const { row: current, entity } = await load(tx, caller, propertyId, true);
-
-          const fieldType = input.fieldType ?? current.field_type;
-          const key = input.key === undefined ? current.key : (input.key || null);
-          throwValidation(definitionProblems('', { fieldType, key: input.key === undefined ? null : key, options: input.options }));
-          // Leaving the choice types drops the options; entering them keeps whatever list is sent.
-          // Records do not exist yet, so no stored value can be lost by a fieldType change; the
-          // conversion of stored values (and the 400-with-count unless ?force=true) comes with them.
-          let options: PropertyOptionJson[] | undefined;
-          if (input.options !== undefined) options = normalizeOptions(input.options);
-          else if (!isChoiceType(fieldType) && current.options.length) options = [];
-
-          if (fieldType !== current.field_type || options !== undefined) {
-            const others = (await repo.liveProperties(tx, [current.entity_id])).filter((p) => p.property_id !== propertyId);
-            const changed = toPropertyInfo({ ...current, field_type: fieldType, options: options ?? current.options });
-            assertSettingsStillFit(entity, [...others.map(toPropertyInfo), changed], 'This change');
+    async update(tenant, caller, propertyId, input, updateOptions = {}) {
+      const force = updateOptions.force === true;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { row, conversion } = await tenant.transaction((tx) => updateOnce(tx, caller, propertyId, input, force, attempt > 1));
+          return { ...toProperty(row, caller), ...(conversion ? { conversion } : {}) };
+        } catch (error) {
+          if (error instanceof RetryWithValueLocks) {
+            if (attempt < MAX_UPDATE_ATTEMPTS) {
+              await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
+              continue;
+            }
+            throw errors.conflict('Records of this entity are being written right now; retry the property change.');
           }
-
-          return repo.updateProperty(tx, propertyId, {
-            ...(input.name === undefined ? {} : { name: input.name }),
-            ...(input.description === undefined ? {} : { description: input.description }),
-            ...(input.propertyGroupId === undefined ? {} : { property_group_id: input.propertyGroupId }),
-            ...(input.isMasked === undefined ? {} : { is_masked: input.isMasked }),
-            ...(input.key === undefined ? {} : { key }),
-            field_type: fieldType,
-            ...(options === undefined ? {} : { options: JSON.stringify(options) }),
-            updated_by: caller.memberId,
-            date_updated: new Date(),
-          });
-        });
-        return toProperty(row, caller);
-      } catch (error) {
-        const constraint = uniqueViolation(error);
-        if (constraint !== undefined) throw conflictFromIndex(constraint);
-        throw error;
+          const constraint = uniqueViolation(error);
+          if (constraint !== undefined) throw conflictFromIndex(constraint);
+          throw error;
+        }
       }
     },
 
@@ -324,6 +511,8 @@ export function createPropertiesService(deps: { entities: EntitiesService; quota
     },
 
     async recordFields(tenant, entityId) {
+      // Before reading the definitions: a conversion in progress is waited for, then seen.
+      await repo.lockRecordValues(tenant, entityId, 'shared');
       return (await repo.liveProperties(tenant, [entityId])).map((row) => ({
         propertyId: row.property_id,
         fieldType: row.field_type,
