@@ -21,6 +21,10 @@ export interface Config {
   bulkBodyLimit: number;
   shutdownTimeoutMs: number;
   docsEnabled: boolean;
+  /** Days a trashed record stays restorable before the purge deletes it (API.md §5: 14). */
+  recordsTrashRetentionDays: number;
+  /** Days a trashed entity stays restorable before the purge deletes it and all that hangs off it (API.md §3: 30). */
+  entitiesTrashRetentionDays: number;
 }
 
 export class ConfigError extends Error {}
@@ -87,5 +91,7 @@ export function loadConfig(env: Env = process.env): Config {
     bulkBodyLimit: integer(env, 'BULK_BODY_LIMIT', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     docsEnabled: boolean(env, 'DOCS_ENABLED', true),
+    recordsTrashRetentionDays: integer(env, 'RECORDS_TRASH_RETENTION_DAYS', 14, 1, 36_500),
+    entitiesTrashRetentionDays: integer(env, 'ENTITIES_TRASH_RETENTION_DAYS', 30, 1, 36_500),
   });
 }

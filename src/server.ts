@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.ts';
+import { startTrashPurger } from './modules/trash/trash.purge.ts';
 import type { Runtime } from './runtime.ts';
 
 const NONCE_SWEEP_MS = 60_000;
@@ -33,6 +34,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     services: runtime.services,
     logger,
     bodyLimit: config.bodyLimit,
+    bulkBodyLimit: config.bulkBodyLimit,
     docsEnabled: config.docsEnabled,
   });
 
@@ -40,6 +42,14 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     runtime.services.apiKeys.sweepNonces().catch((error) => logger.warn({ err: error }, 'nonce sweep failed'));
   }, NONCE_SWEEP_MS);
   sweeper.unref();
+  // Expired trash (records 14 days, entities 30, configurable) is purged every 10 minutes.
+  const purger = startTrashPurger({
+    db: runtime.database.db,
+    clock: runtime.clock,
+    logger,
+    recordsRetentionDays: config.recordsTrashRetentionDays,
+    entitiesRetentionDays: config.entitiesTrashRetentionDays,
+  });
 
   let closing = false;
   const shutdown = async (signal: string) => {
@@ -54,6 +64,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     force.unref();
     try {
       await app.close(); // stops listening, then waits for in-flight requests
+      await purger.stop(); // a running purge stops after its current transaction
       await runtime.close();
     } catch (error) {
       logger.error({ err: error }, 'shutdown failed');

@@ -27,6 +27,8 @@ export interface AppOptions {
   /** The process's pino logger; tests leave it out and get a silent app. */
   logger?: FastifyBaseLogger;
   bodyLimit?: number;
+  /** Body limit of the bulk endpoints. */
+  bulkBodyLimit?: number;
   docsEnabled?: boolean;
 }
 
@@ -76,7 +78,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(usageRoutes, { quota: options.services.quota });
     await api.register(entitiesRoutes, { entities: options.services.entities });
     await api.register(propertiesRoutes, { properties: options.services.properties });
-    await api.register(recordsRoutes, { records: options.services.records });
+    await api.register(recordsRoutes, { records: options.services.records, bulkBodyLimit: options.bulkBodyLimit });
   }, { prefix: API_PREFIX });
 
   return app;

@@ -32,6 +32,8 @@ describe('configuration (environment → Config)', () => {
       bulkBodyLimit: 10 * 1024 * 1024,
       shutdownTimeoutMs: 10_000,
       docsEnabled: true,
+      recordsTrashRetentionDays: 14,
+      entitiesTrashRetentionDays: 30,
     });
     assert.ok(Object.isFrozen(config));
   });

@@ -93,3 +93,54 @@ export const TrashQuery = Type.Object({
 }, { additionalProperties: false });
 
 export const DeletedRecord = Type.Object({ recordId: Type.String(), entityId: Type.String() });
+
+/* ---------- Bulk (API.md §5) ---------- */
+
+/** Items per bulk request (create, update, delete, restore). */
+export const BULK_MAX = 1000;
+
+export const BulkCreateBody = Type.Object({
+  records: Type.Array(CreateRecordBody, { minItems: 1, maxItems: BULK_MAX, description: `1–${BULK_MAX} records; each is validated and created on its own` }),
+}, { additionalProperties: false });
+export type BulkCreateBody = Static<typeof BulkCreateBody>;
+
+export const BulkUpdateItem = Type.Object({
+  recordId: RecordId,
+  name: Type.Optional(Name),
+  data: Type.Optional(Data),
+  tags: Type.Optional(Tags),
+  ownerId: Type.Optional(Type.Union([MemberId, Type.Null()])),
+}, { additionalProperties: false, minProperties: 2, description: 'recordId plus at least one change; the same rules as PATCH /records/{id}' });
+export type BulkUpdateItem = Static<typeof BulkUpdateItem>;
+
+export const BulkUpdateBody = Type.Object({
+  records: Type.Array(BulkUpdateItem, { minItems: 1, maxItems: BULK_MAX, description: `1–${BULK_MAX} patches, each recordId at most once` }),
+}, { additionalProperties: false });
+export type BulkUpdateBody = Static<typeof BulkUpdateBody>;
+
+const RecordIds = Type.Array(RecordId, { minItems: 1, maxItems: BULK_MAX, description: `1–${BULK_MAX} record IDs (repeats count once)` });
+
+export const BulkDeleteBody = Type.Object({
+  recordIds: RecordIds,
+  permanent: Type.Optional(Type.Boolean({ default: false, description: 'true deletes for good (also from the trash) and frees records.max slots; false moves to the trash' })),
+}, { additionalProperties: false });
+export type BulkDeleteBody = Static<typeof BulkDeleteBody>;
+
+export const BulkRestoreBody = Type.Object({ recordIds: RecordIds }, { additionalProperties: false });
+export type BulkRestoreBody = Static<typeof BulkRestoreBody>;
+
+export const BulkFailure = Type.Object({
+  index: Type.Optional(Type.Integer({ description: 'Position of the item in the request (create, update)' })),
+  recordId: Type.Optional(Type.String({ description: 'The record the item names (update, delete, restore)' })),
+  errorCode: Type.String(),
+  errorMessage: Type.String(),
+  details: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }))),
+}, { title: 'BulkFailure' });
+export type BulkFailure = Static<typeof BulkFailure>;
+
+export const BulkResult = Type.Object({
+  succeeded: Type.Integer({ description: 'Items that were applied' }),
+  failed: Type.Array(BulkFailure, { description: 'Items that were not applied, in request order, with the error each would have had on its own' }),
+  recordIds: Type.Optional(Type.Array(Type.String(), { description: '[X] bulk create: IDs of the created records, in request order of the items that succeeded' })),
+}, { title: 'BulkResult' });
+export type BulkResult = Static<typeof BulkResult>;

@@ -13,6 +13,7 @@ import type { QuotaService } from '../plans/quota.service.ts';
 import { maskValue, normalizeValue } from '../properties/field-values.ts';
 import type { PropertiesService, RecordField } from '../properties/properties.service.ts';
 import { decodeCursor, encodeCursor, resolveSort } from './record-sort.ts';
+import { createBulkOperations, type BulkOperations } from './records.bulk.ts';
 import * as repo from './records.repository.ts';
 import type { AdvancedSearchBody, CreateRecordBody, CrmRecord, ListRecordsQuery, UpdateRecordBody } from './records.schemas.ts';
 
@@ -21,7 +22,7 @@ export interface RecordPage {
   nextKey?: string;
 }
 
-export interface RecordsService {
+export interface RecordsService extends BulkOperations {
   create(tenant: TenantDb, caller: Caller, input: CreateRecordBody): Promise<CrmRecord>;
   get(tenant: TenantDb, caller: Caller, recordId: string): Promise<CrmRecord>;
   update(tenant: TenantDb, caller: Caller, recordId: string, input: UpdateRecordBody): Promise<CrmRecord>;
@@ -146,6 +147,9 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
   }
 
   return {
+    // Bulk create/update/delete/restore: the same checks as the single endpoints, per item (records.bulk.ts).
+    ...createBulkOperations({ members, quota, clock }, { view, normalizeData: (v, data) => normalizeData(v, data) }),
+
     async create(tenant, caller, input) {
       return tenant.transaction(async (tx) => {
         const v = await view(tx, caller, input.entityId);
