@@ -6,12 +6,14 @@
 import { parseArgs } from 'node:util';
 import { foundationBench } from './foundation.ts';
 import { metadataBench } from './metadata.ts';
+import { recordsBench } from './records.ts';
 import { markdownTable, type Summary } from './lib/stats.ts';
 import { startTarget, type Target } from './lib/target.ts';
 
 const SUITES: Record<string, (target: Target) => Promise<Summary[]>> = {
   foundation: foundationBench,
   metadata: metadataBench,
+  records: recordsBench,
 };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { engine: { type: 'string', default: 'postgres' } } });

@@ -90,7 +90,8 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
       if (!(await repo.claimNonce(tenant, nonce, new Date(signedAt + SIGNATURE_WINDOW_MS + 60_000)))) {
         throw errors.duplicatedSignature();
       }
-      await repo.touchLastUsed(tenant, row.api_key, new Date(now));
+      // lastUsedAt is informational: written at most once a minute, not on every request.
+      if (!row.last_used_at || now - row.last_used_at.getTime() > 60_000) await repo.touchLastUsed(tenant, row.api_key, new Date(now));
       return { accountId: row.account_id, memberId: row.member_id, role, apiKey: row.api_key, workspaceId: row.workspace_id };
     },
 
