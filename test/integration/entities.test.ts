@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
+import { expectError, uniq } from '../helpers/assertions.ts';
 
 const V1 = '/crm-core/v1';
 
@@ -12,17 +13,7 @@ const ENTITY_FIELDS = [
 ].sort();
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-type Res = { statusCode: number; body: string; json(): any };
-
-function expectError(res: Res, status: number, code: string, messageIncludes?: string) {
-  assert.equal(res.statusCode, status, res.body);
-  assert.equal(res.json().errorCode, code, res.body);
-  assert.equal(typeof res.json().errorMessage, 'string');
-  if (messageIncludes) assert.ok(res.json().errorMessage.includes(messageIncludes), `"${res.json().errorMessage}" mentions ${messageIncludes}`);
-}
-
-let seq = 0;
-const uniqueSlug = (base = 'e') => `${base}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+const uniqueSlug = (base = 'e') => uniq(base);
 
 describe('entities (API.md §3)', () => {
   let t: TestApp;

@@ -12,18 +12,9 @@ import type { Caller } from '../../src/modules/api-keys/api-keys.service.ts';
 import { convertValue, hasConversion, isValuePreserving } from '../../src/modules/properties/field-conversion.ts';
 import { FIELD_TYPES } from '../../src/modules/properties/field-types.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
+import { expectError, uniq, type Res } from '../helpers/assertions.ts';
 
 const V1 = '/crm-core/v1';
-type Res = { statusCode: number; body: string; json(): any };
-
-function expectError(res: Res, status: number, code: string, messageIncludes?: string) {
-  assert.equal(res.statusCode, status, res.body);
-  assert.equal(res.json().errorCode, code, res.body);
-  if (messageIncludes) assert.ok(res.json().errorMessage.includes(messageIncludes), `"${res.json().errorMessage}" should mention ${messageIncludes}`);
-}
-
-let seq = 0;
-const uniq = (base: string) => `${base}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
 const opts = (...values: string[]) => values.map((value) => ({ label: `L-${value}`, value }));
 
 describe('fieldType and options changes with stored values (API.md §4)', () => {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { maskValue, normalizeValue } from '../../src/modules/properties/field-values.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
+import { expectError, uniq } from '../helpers/assertions.ts';
 
 const V1 = '/crm-core/v1';
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -10,17 +11,6 @@ const PROPERTY_FIELDS = [
   'propertyId', 'accountId', 'workspaceId', 'entityId', 'name', 'fieldType', 'propertyGroupId', 'options', 'isMasked', 'key',
   'createdBy', 'updatedBy', 'dateCreated', 'dateUpdated',
 ];
-
-type Res = { statusCode: number; body: string; json(): any };
-
-function expectError(res: Res, status: number, code: string, messageIncludes?: string) {
-  assert.equal(res.statusCode, status, res.body);
-  assert.equal(res.json().errorCode, code, res.body);
-  if (messageIncludes) assert.ok(res.json().errorMessage.includes(messageIncludes), `"${res.json().errorMessage}" mentions ${messageIncludes}`);
-}
-
-let seq = 0;
-const uniq = (base: string) => `${base}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
 
 const STAGES = [
   { label: '리드', value: 'LEAD', priority: 1, color: '#1E88E5' },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
+import { expectError, uniq, type Res } from '../helpers/assertions.ts';
 
 /**
  * Bulk record endpoints (API.md §5): POST /records/bulk, /records/bulk/update, /records/bulk/delete,
@@ -9,14 +10,6 @@ import type { Credentials } from '../helpers/sign.ts';
  */
 
 const V1 = '/crm-core/v1';
-type Res = { statusCode: number; body: string; json(): any };
-
-function expectError(res: Res, status: number, code: string, messageIncludes?: string) {
-  assert.equal(res.statusCode, status, res.body);
-  assert.equal(res.json().errorCode, code, res.body);
-  if (messageIncludes) assert.ok(res.json().errorMessage.includes(messageIncludes), `"${res.json().errorMessage}" should mention ${messageIncludes}`);
-}
-
 /** The bulk answer, checked for shape: 200, counts add up, failures in request order. */
 function bulkResult(res: Res, items: number): { succeeded: number; failed: any[]; recordIds?: string[] } {
   assert.equal(res.statusCode, 200, res.body);
@@ -33,9 +26,6 @@ function bulkResult(res: Res, items: number): { succeeded: number; failed: any[]
 
 /** failed[] as {key: errorCode} for compact assertions. */
 const codes = (failed: any[], key: 'index' | 'recordId') => Object.fromEntries(failed.map((f) => [f[key], f.errorCode]));
-
-let seq = 0;
-const uniq = (base: string) => `${base}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
 
 describe('bulk records (API.md §5)', () => {
   let t: TestApp;

@@ -2,20 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
+import { expectError, uniq } from '../helpers/assertions.ts';
 
 const V1 = '/crm-core/v1';
 const RECORD_FIELDS = ['recordId', 'accountId', 'entityId', 'name', 'data', 'tags', 'ownerId', 'isDeleted', 'createdBy', 'updatedBy', 'dateCreated', 'dateUpdated'];
-type Res = { statusCode: number; body: string; json(): any };
-
-function expectError(res: Res, status: number, code: string, messageIncludes?: string) {
-  assert.equal(res.statusCode, status, res.body);
-  assert.equal(res.json().errorCode, code, res.body);
-  if (messageIncludes) assert.ok(res.json().errorMessage.includes(messageIncludes), `"${res.json().errorMessage}" should mention ${messageIncludes}`);
-}
-
-let seq = 0;
-const uniq = (base: string) => `${base}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
-
 describe('records (API.md §5)', () => {
   let t: TestApp;
   let account: TestAccount;

@@ -6,6 +6,7 @@ import type { DB } from '../../src/db/schema.ts';
 import { purgeExpiredTrash, startTrashPurger } from '../../src/modules/trash/trash.purge.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
+import { uniq, type Res } from '../helpers/assertions.ts';
 
 /**
  * Trash retention (API.md §3, §5): purgeExpiredTrash(db, now) with an injected `now`. Records are
@@ -15,15 +16,10 @@ import type { Credentials } from '../helpers/sign.ts';
 
 const V1 = '/crm-core/v1';
 const DAY = 86_400_000;
-type Res = { statusCode: number; body: string; json(): any };
-
 function expectStatus(res: Res, status: number, code?: string) {
   assert.equal(res.statusCode, status, res.body);
   if (code) assert.equal(res.json().errorCode, code, res.body);
 }
-
-let seq = 0;
-const uniq = (base: string) => `${base}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
 
 describe('trash purge', () => {
   let t: TestApp;
