@@ -15,16 +15,16 @@
  * name and JSON type, nested objects included (plus `workspaceId`, API.md §3).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { testDatabaseUrl } from '../helpers/database.ts';
 import {
-  NODE, createAccountIn, newMasterKey, printedAccounts, removeTempDirs, signedFetch, startServer, tempDir,
+  NODE, removeTempDirs, signedFetch, tempDir,
   type PrintedAccount, type ServerProcess,
 } from '../helpers/server-process.ts';
+import { AUTH_HEADER_BACKTICKS, PYTHON_SKIP, SAMPLE_ENV, serverBackends, substitute } from '../helpers/seed-samples.ts';
 
 const run = promisify(execFile);
 
@@ -174,20 +174,10 @@ const PATCHED_DESCRIPTION = 'B2B/B2C 통합 고객 개체';
 
 // ---- Substitutions: each must apply exactly once, so a changed sample fails instead of testing something else. ----
 
-function substitute(text: string, pairs: [string | RegExp, string][]): string {
-  let out = text;
-  for (const [from, to] of pairs) {
-    const count = typeof from === 'string' ? out.split(from).length - 1 : (out.match(new RegExp(from, 'gm')) ?? []).length;
-    assert.equal(count, 1, `expected exactly one ${from} in the sample`);
-    out = out.replace(from, to);
-  }
-  return out;
-}
-
 /** The two template literals whose backticks the page rendering dropped; nothing else changes. */
 function restoreBackticks(sample: string): string {
   return substitute(sample, [
-    [/^const authHeader = (HMAC-SHA256 .*);$/m, 'const authHeader = `$1`;'],
+    AUTH_HEADER_BACKTICKS,
     [/^const response = await fetch\((https:\/\/\S+), \{$/m, 'const response = await fetch(`$1`, {'],
   ]);
 }
@@ -211,21 +201,6 @@ function personalise(sample: string, target: Target, options: { literalId: boole
   ]);
 }
 
-/** Environment for the sample programs: nothing may route 127.0.0.1 through a proxy. */
-const sampleEnv = { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
-
-function pythonSkipReason(): string | false {
-  const probe = spawnSync('python3', ['-c', 'import requests'], { encoding: 'utf8', env: sampleEnv });
-  if (probe.error) return `python3 is not available (${(probe.error as NodeJS.ErrnoException).code}); the Python samples were not run`;
-  if (probe.status !== 0) {
-    return "python3 has no 'requests' module (apt-get install python3-requests, or pip install requests); the Python samples were not run";
-  }
-  return false;
-}
-const PYTHON_SKIP = pythonSkipReason();
-
-// ---- Runners: each returns the HTTP status and the parsed JSON body. ----
-
 interface Answer {
   status: number;
   data: any;
@@ -234,7 +209,7 @@ interface Answer {
 async function runCurl(script: string): Promise<Answer> {
   // A shell function observes the HTTP status without editing the sample's curl command.
   const observe = "curl() { command curl --silent --show-error --write-out '\\n%{http_code}' \"$@\"; }\n";
-  const { stdout } = await run('bash', ['-c', observe + script], { env: sampleEnv, timeout: 30_000 });
+  const { stdout } = await run('bash', ['-c', observe + script], { env: SAMPLE_ENV, timeout: 30_000 });
   const lines = stdout.trimEnd().split('\n');
   const status = Number(lines.pop());
   return { status, data: JSON.parse(lines.join('\n')) };
@@ -250,7 +225,7 @@ async function runNode(dir: string, snippet: string, entityId: string): Promise<
     snippet,
     'console.log(JSON.stringify({ status: response.status, data }));',
   ].join('\n'));
-  const { stdout } = await run(NODE, [file], { env: sampleEnv, timeout: 30_000 });
+  const { stdout } = await run(NODE, [file], { env: SAMPLE_ENV, timeout: 30_000 });
   return JSON.parse(stdout);
 }
 
@@ -261,7 +236,7 @@ async function runPython(snippet: string, entityId: string): Promise<Answer> {
     'import json',
     "print(json.dumps({'status': response.status_code, 'data': data}))",
   ].join('\n');
-  const { stdout } = await run('python3', ['-c', script], { env: sampleEnv, timeout: 30_000 });
+  const { stdout } = await run('python3', ['-c', script], { env: SAMPLE_ENV, timeout: 30_000 });
   return JSON.parse(stdout);
 }
 
@@ -312,40 +287,7 @@ function expectedEntity(ids: { entityId: string; accountId: string; memberId: st
 
 // ---- Backends ----
 
-interface Backend {
-  name: string;
-  skip: string | false;
-  start(): Promise<{ server: ServerProcess; creds: PrintedAccount }>;
-}
-
-const PG_URL = testDatabaseUrl();
-const backends: Backend[] = [
-  {
-    name: 'PGlite',
-    skip: false,
-    async start() {
-      // An empty data directory: the server creates the first account and prints its key once.
-      const server = await startServer({ dataDir: tempDir() });
-      const printed = printedAccounts(server.stdout());
-      if (printed.length !== 1) {
-        await server.stop();
-        assert.fail(`expected one credentials block on first start:\n${server.stdout()}`);
-      }
-      return { server, creds: printed[0]! };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    skip: PG_URL ? false : 'CRM_TEST_PG_URL is not set (run with TEST_DATABASE_URL)',
-    async start() {
-      // The shared test database holds other files' accounts: this account is made beforehand,
-      // sealed with the server's MASTER_KEY.
-      const env = { DATABASE_URL: PG_URL!, MASTER_KEY: newMasterKey(), DATA_DIR: tempDir() };
-      const creds = await createAccountIn(PG_URL!, env.MASTER_KEY, 'Seed entities');
-      return { server: await startServer({ env }), creds };
-    },
-  },
-];
+const backends = serverBackends('Seed entities');
 
 after(removeTempDirs);
 

@@ -8,16 +8,16 @@
  * accountId. The path swap is the only other edit (the query string stays; /usage ignores it).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { testDatabaseUrl } from '../helpers/database.ts';
 import {
-  NODE, createAccountIn, newMasterKey, printedAccounts, removeTempDirs, startServer, tempDir,
+  NODE, removeTempDirs, tempDir,
   type PrintedAccount, type ServerProcess,
 } from '../helpers/server-process.ts';
+import { AUTH_HEADER_BACKTICKS, PYTHON_SKIP, SAMPLE_ENV, serverBackends, substitute } from '../helpers/seed-samples.ts';
 
 const run = promisify(execFile);
 
@@ -66,17 +66,6 @@ const CURL_SAMPLE = [
   '-H "Content-Type: application/json"',
 ].join('\n');
 
-/** Replaces each `from` exactly once, so a changed sample fails here instead of testing something else. */
-function substitute(text: string, pairs: [string | RegExp, string][]): string {
-  let out = text;
-  for (const [from, to] of pairs) {
-    const count = typeof from === 'string' ? out.split(from).length - 1 : (out.match(new RegExp(from, 'gm')) ?? []).length;
-    assert.equal(count, 1, `expected exactly one ${from} in the sample`);
-    out = out.replace(from, to);
-  }
-  return out;
-}
-
 function personalise(sample: string, baseUrl: string, creds: PrintedAccount): string {
   // The values land inside shell double quotes and JS/Python single quotes: keep them plain.
   assert.match(creds.apiKey, /^[A-Za-z0-9]+$/);
@@ -91,21 +80,8 @@ function personalise(sample: string, baseUrl: string, creds: PrintedAccount): st
 
 /** The page rendering dropped the backticks of this template literal; they are restored, nothing else. */
 function restoreBackticks(sample: string): string {
-  return substitute(sample, [[/^const authHeader = (HMAC-SHA256 .*);$/m, 'const authHeader = `$1`;']]);
+  return substitute(sample, [AUTH_HEADER_BACKTICKS]);
 }
-
-/** Environment for the sample programs: nothing may route 127.0.0.1 through a proxy. */
-const sampleEnv = { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
-
-function pythonSkipReason(): string | false {
-  const probe = spawnSync('python3', ['-c', 'import requests'], { encoding: 'utf8', env: sampleEnv });
-  if (probe.error) return `python3 is not available (${(probe.error as NodeJS.ErrnoException).code}); the Python sample was not run`;
-  if (probe.status !== 0) {
-    return "python3 has no 'requests' module (pip install requests, or apt-get install python3-requests); the Python sample was not run";
-  }
-  return false;
-}
-const PYTHON_SKIP = pythonSkipReason();
 
 function assertUsage(status: number, data: any, creds: PrintedAccount) {
   assert.equal(status, 200, JSON.stringify(data));
@@ -113,41 +89,7 @@ function assertUsage(status: number, data: any, creds: PrintedAccount) {
   assert.ok(Array.isArray(data.limits), JSON.stringify(data));
 }
 
-interface Backend {
-  name: string;
-  skip: string | false;
-  /** A running server and an OWNER key for it. */
-  start(): Promise<{ server: ServerProcess; creds: PrintedAccount }>;
-}
-
-const PG_URL = testDatabaseUrl();
-const backends: Backend[] = [
-  {
-    name: 'PGlite',
-    skip: false,
-    async start() {
-      // An empty data directory: the server creates the first account and prints its key once.
-      const server = await startServer({ dataDir: tempDir() });
-      const printed = printedAccounts(server.stdout());
-      if (printed.length !== 1) {
-        await server.stop();
-        assert.fail(`expected one credentials block on first start:\n${server.stdout()}`);
-      }
-      return { server, creds: printed[0]! };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    skip: PG_URL ? false : 'CRM_TEST_PG_URL is not set (run with TEST_DATABASE_URL)',
-    async start() {
-      // The shared test database already holds other files' accounts, so the server would not
-      // print one: the account is made beforehand, sealed with the server's MASTER_KEY.
-      const env = { DATABASE_URL: PG_URL!, MASTER_KEY: newMasterKey(), DATA_DIR: tempDir() };
-      const creds = await createAccountIn(PG_URL!, env.MASTER_KEY, 'Seed samples');
-      return { server: await startServer({ env }), creds };
-    },
-  },
-];
+const backends = serverBackends('Seed samples');
 
 after(removeTempDirs);
 
@@ -170,7 +112,7 @@ describe('seed 000 client samples against a live server', { concurrency: true },
         // A shell function observes the HTTP status without editing the sample's curl command.
         const observe = "curl() { command curl --silent --show-error --write-out '\\n%{http_code}' \"$@\"; }\n";
         const { stdout } = await run('bash', ['-c', observe + personalise(CURL_SAMPLE, server!.baseUrl, creds)], {
-          env: sampleEnv,
+          env: SAMPLE_ENV,
           timeout: 30_000,
         });
         const lines = stdout.trimEnd().split('\n');
@@ -187,7 +129,7 @@ describe('seed 000 client samples against a live server', { concurrency: true },
           sample,
           'console.log(JSON.stringify({ status: response.status, data }));',
         ].join('\n'));
-        const { stdout } = await run(NODE, [file], { env: sampleEnv, timeout: 30_000 });
+        const { stdout } = await run(NODE, [file], { env: SAMPLE_ENV, timeout: 30_000 });
         const { status, data } = JSON.parse(stdout);
         assertUsage(status, data, creds);
       };
@@ -209,7 +151,7 @@ describe('seed 000 client samples against a live server', { concurrency: true },
           'import json',
           "print(json.dumps({'status': response.status_code, 'data': data}))",
         ].join('\n');
-        const { stdout } = await run('python3', ['-c', script], { env: sampleEnv, timeout: 30_000 });
+        const { stdout } = await run('python3', ['-c', script], { env: SAMPLE_ENV, timeout: 30_000 });
         const { status, data } = JSON.parse(stdout);
         assertUsage(status, data, creds);
       });
