@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import { authorization, type Credentials } from '../helpers/sign.ts';
+import { registeredRoutes, type Route } from '../helpers/routes.ts';
 
 /**
  * Every failure is `{errorCode, errorMessage}` (optionally `details`) with the right status
@@ -529,44 +530,11 @@ describe('error responses (API.md §1.3)', () => {
 // ---------------------------------------------------------------------------------------------
 // Route enumeration and garbage generators.
 
-interface Route {
-  method: string;
-  /** The template as registered: `/crm-core/v1/members/:memberId`, `/docs/*`. */
-  path: string;
-  params: string[];
-}
-
 interface GarbageRequest {
   method: InjectOptions['method'];
   url: string;
   headers: Record<string, string>;
   payload?: string | Buffer;
-}
-
-/**
- * Every (method, path) the app registers, read from Fastify's route tree
- * (`printRoutes({ commonPrefix: false })`, one node per line, children indented by 4).
- */
-function registeredRoutes(tree: string): Route[] {
-  const routes: Route[] = [];
-  const stack: string[] = [];
-  for (const line of tree.split('\n')) {
-    const m = /^((?:│ {3}| {4})*)[├└]── (.+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    stack.length = depth;
-    const parent = stack[depth - 1] ?? '';
-    // The tree prints a wildcard child of `/docs` as `*`; the route is `/docs/*`.
-    const path = m[2] === '*' && !parent.endsWith('/') ? `${parent}/*` : `${parent}${m[2]}`;
-    stack[depth] = path;
-    if (!m[3]) continue;
-    for (const method of m[3].split(',').map((s) => s.trim())) {
-      const params = [...path.matchAll(/:([A-Za-z0-9_]+)/g)].map((p) => p[1]!);
-      if (path.endsWith('*')) params.push('*');
-      routes.push({ method, path, params });
-    }
-  }
-  return routes;
 }
 
 /** The route's URL with each parameter replaced (values are inserted as given: encode them first). */

@@ -6,6 +6,7 @@ import { openDatabase, type Database } from '../../src/db/database.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 import { authorization } from '../helpers/sign.ts';
+import { registeredRoutes, type Route } from '../helpers/routes.ts';
 
 /**
  * Operations (API.md §11, §1.1): probes, Prometheus metrics, request ids, the OpenAPI 3.1
@@ -26,25 +27,6 @@ class QueryCounter implements KyselyPlugin {
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
     return args.result;
   }
-}
-
-interface Route { method: string; path: string }
-
-/** Every (method, path) the app registers, from Fastify's route tree (children indented by 4). */
-function registeredRoutes(tree: string): Route[] {
-  const routes: Route[] = [];
-  const stack: string[] = [];
-  for (const line of tree.split('\n')) {
-    const m = /^((?:│ {3}| {4})*)[├└]── (.+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    stack.length = depth;
-    const parent = stack[depth - 1] ?? '';
-    const path = m[2] === '*' && !parent.endsWith('/') ? `${parent}/*` : `${parent}${m[2]}`;
-    stack[depth] = path;
-    if (m[3]) for (const method of m[3].split(',')) routes.push({ method: method.trim(), path });
-  }
-  return routes;
 }
 
 describe('operations endpoints (API.md §11)', () => {
