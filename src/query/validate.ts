@@ -1,5 +1,5 @@
 import { errors, type ErrorDetail } from '../errors.ts';
-import { parseInstant } from '../lib/hmac-signature.ts';
+import { parseInstant } from '../lib/iso-instant.ts';
 import {
   FIELD_KIND, LIMITS, OPERATORS,
   type CatalogProperty, type Condition, type ConditionGroup, type FieldKind, type Operator, type ResolvedField,

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { parseAuthorization, parseInstant, sign, signatureMatches } from '../../src/lib/hmac-signature.ts';
+import { parseAuthorization, sign, signatureMatches } from '../../src/lib/hmac-signature.ts';
+import { parseInstant } from '../../src/lib/iso-instant.ts';
 
 /** API.md §1.2: `Authorization: HMAC-SHA256 apiKey=<key>, date=<ISO-8601>, salt=<salt>, signature=<hex>`. */
 
