@@ -38,7 +38,7 @@ export const errors = {
   notFound: (what: string) => new AppError(404, 'NotFound', `${what} not found.`),
   conflict: (message: string) => new AppError(409, 'ConflictException', message),
   duplicateEntity: (message: string) => new AppError(409, 'DuplicateEntity', message),
-  gone: (what: string) => new AppError(410, 'Gone', `${what} is in the trash.`),
+  gone: (what: string, why = 'is in the trash') => new AppError(410, 'Gone', `${what} ${why}.`),
   payloadTooLarge: (limit: number) => new AppError(413, 'PayloadTooLarge', `The request body is larger than ${limit} bytes.`),
   unsupportedMediaType: (type: string) =>
     new AppError(415, 'UnsupportedMediaType', `Content-Type "${type}" is not supported; send application/json.`),

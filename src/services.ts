@@ -26,7 +26,10 @@ export function createServices(deps: { db: Kysely<DB>; secretBox: SecretBox; clo
   // Members and API keys call each other (a removed member's keys are revoked), so the
   // members service reaches the API keys service through a late-bound hook.
   const hooks: { apiKeys?: ApiKeysService } = {};
-  const members = createMembersService({ beforeRemove: (tenant, memberId) => hooks.apiKeys!.revokeAllOf(tenant, memberId) });
+  const members = createMembersService({
+    beforeRemove: (tenant, memberId) => hooks.apiKeys!.revokeAllOf(tenant, memberId),
+    afterRoleChange: (tenant, memberId, role) => hooks.apiKeys!.memberRoleChanged(tenant, memberId, role),
+  });
   const apiKeys = createApiKeysService({ ...deps, members, quota });
   hooks.apiKeys = apiKeys;
   const accounts = createAccountsService({ db: deps.db, members, apiKeys });

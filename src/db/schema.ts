@@ -33,6 +33,8 @@ export interface ApiKeysTable {
   account_id: string;
   api_key: string;
   member_id: string;
+  /** The member's role, kept equal to members.role by the members service (one-round-trip auth). */
+  member_role: Role;
   workspace_id: string | null;
   name: string | null;
   /** The secret sealed with the master key (lib/secret-box.ts), never the plain secret. */
@@ -82,6 +84,8 @@ export interface EntitiesTable {
   priority: number;
   is_deleted: ColumnType<boolean, boolean | undefined, boolean>;
   date_deleted: Timestamp | null;
+  /** Set by the trash purge before its first batch; a restore is refused from then on. */
+  purge_started_at: Timestamp | null;
   created_by: string | null;
   updated_by: string | null;
   date_created: Timestamp;

@@ -251,6 +251,31 @@ describe('members (OWNER-only administration)', () => {
     expectError(await call(account, 'POST', '/api-keys', {}), 403, 'PlanQuotaExceeded');
   });
 
+  test('a role change applies to the member\'s existing keys at their next request', async () => {
+    const account = await t.newAccount();
+    const member = await t.addMember(account, 'MEMBER');
+    expectError(await call(member, 'GET', '/members'), 403, 'Forbidden');
+    assert.equal((await call(account, 'PATCH', `/members/${member.memberId}`, { role: 'OWNER' })).statusCode, 200);
+    assert.equal((await call(member, 'GET', '/members')).statusCode, 200, 'promoted: the same key is now an OWNER');
+    assert.equal((await call(account, 'PATCH', `/members/${member.memberId}`, { role: 'ADMIN' })).statusCode, 200);
+    expectError(await call(member, 'GET', '/members'), 403, 'Forbidden');
+  });
+
+  test('a key created while its member is promoted authenticates with the new role', async () => {
+    const account = await t.newAccount();
+    for (let round = 0; round < 12; round++) {
+      const member = await t.addMember(account, 'MEMBER');
+      const [promoted, created] = await Promise.all([
+        call(account, 'PATCH', `/members/${member.memberId}`, { role: 'OWNER' }),
+        call(account, 'POST', '/api-keys', { memberId: member.memberId }),
+      ]);
+      assert.equal(promoted.statusCode, 200, promoted.body);
+      assert.equal(created.statusCode, 201, created.body);
+      const key = { apiKey: created.json().apiKey, apiSecret: created.json().apiSecret };
+      assert.equal((await call(key, 'GET', '/members')).statusCode, 200, `round ${round}: the new key is an OWNER's`);
+    }
+  });
+
   test('a new account gets exactly one OWNER (its first member) with one key; a taken account ID is drawn again', async () => {
     const existing = await t.newAccount('existing');
     const drawn: string[] = [];

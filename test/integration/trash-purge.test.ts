@@ -209,6 +209,27 @@ describe('trash purge', () => {
     assert.equal(await used(a, 'entities.max'), 3);
   });
 
+  test('an entity whose purge has begun cannot be restored (410), so it never returns with part of its records', async () => {
+    const a = await t.newAccount();
+    const entity = await newEntity(a);
+    await createRecords(a, entity, 5);
+    await trashEntityAt(a, entity, Date.now() - 31 * DAY);
+    // Stop the purge after its first batch, as a shutdown would: 2 of 5 records gone.
+    const controller = new AbortController();
+    const quota = { ...t.services.quota, release: async (...args: Parameters<typeof t.services.quota.release>) => {
+      await t.services.quota.release(...args);
+      if (args[2] !== 0) controller.abort();
+    } };
+    await purgeExpiredTrash(db, Date.now(), { batchSize: 2, signal: controller.signal, quota });
+    assert.equal(await count(a, 'records', entity), 3, 'the purge stopped between batches');
+    expectStatus(await call(a, 'POST', `/entities/${entity}/restore`), 410, 'Gone');
+    expectStatus(await call(a, 'GET', `/entities/${entity}`), 410, 'Gone');
+    // The next run finishes the job.
+    await purgeExpiredTrash(db, Date.now());
+    expectStatus(await call(a, 'GET', `/entities/${entity}`), 404, 'NotFound');
+    assert.equal(await count(a, 'records', entity), 0);
+  });
+
   test('large backlogs go in bounded batches; the result is exact', async () => {
     const a = await t.newAccount();
     const entity = await newEntity(a);

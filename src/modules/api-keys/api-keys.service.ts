@@ -34,6 +34,8 @@ export interface ApiKeysService {
   list(tenant: TenantDb): Promise<ApiKey[]>;
   revoke(tenant: TenantDb, apiKey: string): Promise<void>;
   revokeAllOf(tenant: TenantDb, memberId: string): Promise<void>;
+  /** The member's role changed (called in the same transaction): its keys authenticate with the new one. */
+  memberRoleChanged(tenant: TenantDb, memberId: string, role: Role): Promise<void>;
   sweepNonces(): Promise<number>;
 }
 
@@ -76,24 +78,22 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
       const now = clock();
       if (Math.abs(now - signedAt) > SIGNATURE_WINDOW_MS) throw errors.timeSkewed();
 
-      const row = await repo.findKeyForAuth(db, auth.apiKey);
+      // Remembered until the date itself leaves the window: after that the skew check refuses it anyway.
+      const nonce = createHash('sha256').update(`${auth.apiKey}\n${auth.date}\n${auth.salt}`).digest('hex');
+      const row = await repo.authenticateKey(db, auth.apiKey, nonce, new Date(signedAt + SIGNATURE_WINDOW_MS + 60_000));
       if (!row) {
         signatureMatches(DUMMY_SECRET, auth);
         throw errors.invalidApiKey();
       }
-      if (!signatureMatches(secretBox.open(row.sealed_secret, row.api_key), auth)) throw errors.signatureMismatch();
-
       const tenant = tenantDb(db, row.account_id);
-      const role = await members.roleOf(tenant, row.member_id);
-      if (!role) throw errors.invalidApiKey();
-      // Remembered until the date itself leaves the window: after that the skew check refuses it anyway.
-      const nonce = createHash('sha256').update(`${auth.apiKey}\n${auth.date}\n${auth.salt}`).digest('hex');
-      if (!(await repo.claimNonce(tenant, nonce, new Date(signedAt + SIGNATURE_WINDOW_MS + 60_000)))) {
-        throw errors.duplicatedSignature();
+      if (!signatureMatches(secretBox.open(row.sealed_secret, row.api_key), auth)) {
+        if (row.claimed) await repo.releaseNonce(tenant, nonce);
+        throw errors.signatureMismatch();
       }
+      if (!row.claimed) throw errors.duplicatedSignature();
       // lastUsedAt is informational: written at most once a minute, not on every request.
       if (!row.last_used_at || now - row.last_used_at.getTime() > 60_000) await repo.touchLastUsed(tenant, row.api_key, new Date(now));
-      return { accountId: row.account_id, memberId: row.member_id, role, apiKey: row.api_key, workspaceId: row.workspace_id };
+      return { accountId: row.account_id, memberId: row.member_id, role: row.member_role, apiKey: row.api_key, workspaceId: row.workspace_id };
     },
 
     async create(tenant, createdBy, input) {
@@ -105,12 +105,14 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
       return tenant.transaction(async (tx) => {
         // The member is locked first (then the quota counter, as members.remove does), so a
         // racing removal either sees this key and revokes it, or makes this create a 400.
-        if (!(await members.lockForReference(tx, memberId))) throw unknownMember();
+        const role = await members.lockForReference(tx, memberId);
+        if (!role) throw unknownMember();
         await quota.reserve(tx, 'apiKeys.max');
         const apiKey = newApiKey();
         const row = await repo.insertKey(tx, {
           api_key: apiKey,
           member_id: memberId,
+          member_role: role,
           workspace_id: input.workspaceId ?? null,
           name: input.name ?? null,
           sealed_secret: secretBox.seal(apiSecret, apiKey),
@@ -140,6 +142,8 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
       const removed = await repo.deleteKeys(tenant, keys.map((k) => k.api_key));
       if (removed > 0) await quota.release(tenant, 'apiKeys.max', removed);
     },
+
+    memberRoleChanged: repo.setMemberRole,
 
     sweepNonces() {
       return repo.sweepExpiredNonces(db, new Date(clock()));

@@ -211,6 +211,7 @@ export function createEntitiesService(deps: EntitiesServiceDeps): EntitiesServic
           const current = await repo.findEntity(tx, caller, entityId, { lock: true });
           if (!current) throw errors.notFound('Entity');
           if (!current.is_deleted) return current; // already live: restoring is idempotent
+          if (current.purge_started_at) throw errors.gone('Entity', 'is past its retention and is being purged');
           // No quota reservation: a trashed entity never gave its entities.max slot back (see create).
           slug = current.slug;
           const now = new Date();

@@ -35,12 +35,14 @@ export function lockMember(tenant: TenantDb, memberId: string): Promise<MemberRo
 }
 
 /**
- * True when the member exists, holding a key-share lock until the transaction ends (what the
- * foreign key of a row referencing it would take): the member cannot be deleted meanwhile.
+ * The member's role when it exists, holding a share lock until the transaction ends: the member
+ * can be neither deleted nor updated meanwhile, so a role change waits for the key being
+ * created and then updates it too (a key-share lock, what a foreign key takes, would let the
+ * role change through and leave the new key with the old role).
  */
-export async function lockMemberForReference(tenant: TenantDb, memberId: string): Promise<boolean> {
-  const row = await tenant.selectFrom('members').select('member_id').where('member_id', '=', memberId).forKeyShare().executeTakeFirst();
-  return row !== undefined;
+export async function lockMemberForReference(tenant: TenantDb, memberId: string): Promise<Role | undefined> {
+  const row = await tenant.selectFrom('members').select('role').where('member_id', '=', memberId).forShare().executeTakeFirst();
+  return row?.role;
 }
 
 /** Locks the account's OWNER rows so "keep at least one OWNER" holds under concurrency. */

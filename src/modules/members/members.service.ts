@@ -21,15 +21,14 @@ function toMember(row: repo.MemberRow): Member {
 
 export interface MembersService {
   get(tenant: TenantDb, memberId: string): Promise<Member>;
-  /** The member's role, or undefined when no such member exists (auth uses this). */
-  roleOf(tenant: TenantDb, memberId: string): Promise<Role | undefined>;
   exists(tenant: TenantDb, memberId: string): Promise<boolean>;
   /**
-   * Inside a transaction that is about to write a row referencing the member: true when it
-   * exists, and then it cannot be removed before that transaction ends. Take it before any
-   * other lock (quota counters) so removal and reference always lock in the same order.
+   * Inside a transaction that is about to write a row referencing the member (an API key): its
+   * role when it exists, and then it can neither be removed nor change role before that
+   * transaction ends. Take it before any other lock (quota counters) so removal and reference
+   * always lock in the same order.
    */
-  lockForReference(tx: TenantDb, memberId: string): Promise<boolean>;
+  lockForReference(tx: TenantDb, memberId: string): Promise<Role | undefined>;
   list(tenant: TenantDb): Promise<Member[]>;
   create(tenant: TenantDb, input: CreateMemberBody): Promise<Member>;
   update(tenant: TenantDb, memberId: string, input: UpdateMemberBody): Promise<Member>;
@@ -39,6 +38,8 @@ export interface MembersService {
 export interface MembersServiceDeps {
   /** Runs in the removal's transaction before the member row goes (its API keys are revoked there). */
   beforeRemove: (tenant: TenantDb, memberId: string) => Promise<void>;
+  /** Runs in the update's transaction when the role changed (API keys carry their member's role). */
+  afterRoleChange: (tenant: TenantDb, memberId: string, role: Role) => Promise<void>;
 }
 
 export function createMembersService(deps: MembersServiceDeps): MembersService {
@@ -55,10 +56,6 @@ export function createMembersService(deps: MembersServiceDeps): MembersService {
       const row = await repo.findMember(tenant, memberId);
       if (!row) throw errors.notFound('Member');
       return toMember(row);
-    },
-
-    async roleOf(tenant, memberId) {
-      return (await repo.findMember(tenant, memberId))?.role;
     },
 
     async exists(tenant, memberId) {
@@ -94,6 +91,7 @@ export function createMembersService(deps: MembersServiceDeps): MembersService {
         try {
           const row = await repo.updateMember(tx, memberId, input);
           if (!row) throw errors.notFound('Member');
+          if (input.role !== undefined) await deps.afterRoleChange(tx, memberId, row.role);
           return toMember(row);
         } catch (error) {
           if (uniqueViolation(error) !== undefined) throw errors.conflict('A member with this email already exists.');

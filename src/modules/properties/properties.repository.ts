@@ -21,20 +21,22 @@ export function liveProperties(tenant: TenantDb, entityIds: string[]): Promise<P
     .execute();
 }
 
-/** Live properties of live entities the caller may see and use, newest first. */
+/**
+ * Live properties, newest first: of one entity (which the caller has already been allowed to
+ * use), or of every live entity the caller may see and use. The entity filter is a semi-join
+ * so the planner reads each entity once (a join re-probed the entities per property row).
+ */
 export function listProperties(tenant: TenantDb, caller: Caller, filter: { entityId?: string; keyword?: string; cap: number }): Promise<PropertyRow[]> {
-  let query = tenant.selectFrom('properties')
-    .innerJoin('entities', (join) => join
-      .onRef('entities.account_id', '=', 'properties.account_id')
-      .onRef('entities.entity_id', '=', 'properties.entity_id'))
-    .selectAll('properties')
-    .where('properties.is_deleted', '=', false)
-    .where('entities.is_deleted', '=', false)
-    .where(inWorkspaceOf(caller))
-    .where(accessibleBy(caller));
-  if (filter.entityId) query = query.where('properties.entity_id', '=', filter.entityId);
-  if (filter.keyword) query = query.where('properties.name', 'ilike', containsPattern(filter.keyword));
-  return query.orderBy('properties.date_created', 'desc').orderBy('properties.property_id', 'desc').limit(filter.cap).execute();
+  let query = tenant.selectFrom('properties').selectAll().where(sql<SqlBool>`NOT properties.is_deleted`);
+  if (filter.entityId) {
+    query = query.where('entity_id', '=', filter.entityId);
+  } else {
+    const usable = tenant.selectFrom('entities').select('entities.entity_id')
+      .where(sql<SqlBool>`NOT entities.is_deleted`).where(inWorkspaceOf(caller)).where(accessibleBy(caller));
+    query = query.where('entity_id', 'in', usable);
+  }
+  if (filter.keyword) query = query.where('name', 'ilike', containsPattern(filter.keyword));
+  return query.orderBy('date_created', 'desc').orderBy('property_id', 'desc').limit(filter.cap).execute();
 }
 
 export function insertProperties(tenant: TenantDb, rows: NewPropertyRow[]): Promise<PropertyRow[]> {

@@ -29,9 +29,8 @@ import { createQuotaService, type QuotaService } from '../plans/quota.service.ts
  *   by the entity's row lock and re-checks its conditions once it holds it.
  *
  * Not atomic across batches, on purpose: an entity with a million records is purged over many
- * short transactions. Between two of them a restore of an entity already past its retention could
- * bring it back with part of its records purged (the entity restore does not refuse expired
- * entities; see the report).
+ * short transactions. So the first of them marks the entity (`purge_started_at`), and from then
+ * on the entity restore answers 410: an entity never comes back with part of its records.
  */
 export interface PurgeOptions {
   recordsRetentionDays?: number;
@@ -153,6 +152,8 @@ async function purgeEntity(tenant: TenantDb, entityId: string, cutoffs: Cutoffs,
         .where('entity_id', '=', entityId).where('is_deleted', '=', true).where('date_deleted', '<', cutoffs.entities)
         .forNoKeyUpdate().executeTakeFirst();
       if (!entity) return { records: 0, purged: false, more: false }; // restored, re-trashed later, or purged by another process
+      await tx.updateTable('entities').set({ purge_started_at: sql`coalesce(purge_started_at, now())` })
+        .where('entity_id', '=', entityId).execute();
 
       // Live records first, then trashed ones: each matches one of the partial indexes.
       let n = await deleteRecordsWhere(tx, sql<SqlBool>`records.entity_id = ${entityId} AND NOT records.is_deleted`, batch);
