@@ -7,6 +7,9 @@ import { parseArgs } from 'node:util';
 import { foundationBench } from './foundation.ts';
 import { metadataBench } from './metadata.ts';
 import { recordsBench } from './records.ts';
+import { relationshipsBench } from './relationships.ts';
+import { recordsScaleBench } from './records-scale.ts';
+import { segmentsBench } from './segments.ts';
 import { markdownTable, type Summary } from './lib/stats.ts';
 import { startTarget, type Target } from './lib/target.ts';
 
@@ -14,11 +17,15 @@ const SUITES: Record<string, (target: Target) => Promise<Summary[]>> = {
   foundation: foundationBench,
   metadata: metadataBench,
   records: recordsBench,
+  relationships: relationshipsBench,
+  'records-scale': recordsScaleBench,
+  segments: segmentsBench,
 };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { engine: { type: 'string', default: 'postgres' } } });
 const engines = values.engine === 'both' ? (['postgres', 'pglite'] as const) : [values.engine as 'postgres' | 'pglite'];
-const suites = positionals.length ? positionals : Object.keys(SUITES);
+// records-scale and segments load up to 1 M records: only when named.
+const suites = positionals.length ? positionals : Object.keys(SUITES).filter((s) => s !== 'records-scale' && s !== 'segments');
 
 for (const name of suites) if (!SUITES[name]) throw new Error(`unknown suite ${name}; known: ${Object.keys(SUITES).join(', ')}`);
 

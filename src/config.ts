@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { parseRateLimitRule, type RateLimitRule } from './lib/rate-limiter.ts';
 
 /**
  * Every setting the server reads, parsed once at boot from the environment. Nothing else
@@ -25,6 +26,16 @@ export interface Config {
   recordsTrashRetentionDays: number;
   /** Days a trashed entity stays restorable before the purge deletes it and all that hangs off it (API.md §3: 30). */
   entitiesTrashRetentionDays: number;
+  /** Requests per API key per window (RATE_LIMIT_PER_KEY, e.g. `100/s`); undefined = unlimited (the default). */
+  rateLimitPerKey: RateLimitRule | undefined;
+  /** Requests per account per window, all its keys together (RATE_LIMIT_PER_ACCOUNT, e.g. `6000/m`). */
+  rateLimitPerAccount: RateLimitRule | undefined;
+  /** Redis shared by every node for rate-limit counters; in-process counters when absent. */
+  redisUrl: string | undefined;
+  /** Prefix of the rate-limit keys in Redis (several deployments may share one Redis). */
+  rateLimitRedisPrefix: string;
+  /** A pending Idempotency-Key claim older than this is taken over by a retry (its process died). */
+  idempotencyPendingTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -61,6 +72,19 @@ function masterKey(env: Env): Buffer | undefined {
   return key;
 }
 
+function rateLimit(env: Env, name: string): RateLimitRule | undefined {
+  const rule = parseRateLimitRule(env[name]);
+  if (rule instanceof Error) throw new ConfigError(`${name} ${rule.message}, got "${env[name]}"`);
+  return rule;
+}
+
+function redisUrl(env: Env): string | undefined {
+  const raw = env.REDIS_URL;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (!/^rediss?:\/\//.test(raw.trim())) throw new ConfigError('REDIS_URL must start with redis:// or rediss://');
+  return raw.trim();
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function logLevel(env: Env): string {
@@ -93,5 +117,10 @@ export function loadConfig(env: Env = process.env): Config {
     docsEnabled: boolean(env, 'DOCS_ENABLED', true),
     recordsTrashRetentionDays: integer(env, 'RECORDS_TRASH_RETENTION_DAYS', 14, 1, 36_500),
     entitiesTrashRetentionDays: integer(env, 'ENTITIES_TRASH_RETENTION_DAYS', 30, 1, 36_500),
+    rateLimitPerKey: rateLimit(env, 'RATE_LIMIT_PER_KEY'),
+    rateLimitPerAccount: rateLimit(env, 'RATE_LIMIT_PER_ACCOUNT'),
+    redisUrl: redisUrl(env),
+    rateLimitRedisPrefix: env.RATE_LIMIT_REDIS_PREFIX || 'crm-core:ratelimit:',
+    idempotencyPendingTimeoutMs: integer(env, 'IDEMPOTENCY_PENDING_TIMEOUT_SECONDS', 60, 1, 86_400) * 1000,
   });
 }

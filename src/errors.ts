@@ -42,6 +42,15 @@ export const errors = {
   payloadTooLarge: (limit: number) => new AppError(413, 'PayloadTooLarge', `The request body is larger than ${limit} bytes.`),
   unsupportedMediaType: (type: string) =>
     new AppError(415, 'UnsupportedMediaType', `Content-Type "${type}" is not supported; send application/json.`),
+  idempotencyKeyInvalid: (message: string) =>
+    new AppError(400, 'ValidationError', `headers/idempotency-key: ${message}`, { details: [{ path: 'headers/idempotency-key', message }] }),
+  idempotencyKeyInProgress: (retryAfterSeconds: number) =>
+    new AppError(409, 'IdempotencyKeyInProgress', 'A request with this Idempotency-Key is still being processed; retry shortly.', {
+      headers: { 'retry-after': String(retryAfterSeconds) },
+    }),
+  idempotencyKeyReused: (usedFor: string) =>
+    new AppError(422, 'IdempotencyKeyReused', `This Idempotency-Key was already used for a different request (${usedFor}); use a new key for a new request.`),
+  tooManyRequests: (message: string, headers: Record<string, string>) => new AppError(429, 'TooManyRequests', message, { headers }),
   serviceUnavailable: (message = 'The database is unreachable; retry shortly.') =>
     new AppError(503, 'ServiceUnavailable', message, { headers: { 'retry-after': '5' } }),
 };

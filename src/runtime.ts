@@ -66,6 +66,12 @@ export async function openRuntime(config: Config, options: { logger?: Logger; mi
     throw error;
   }
   const clock = systemClock;
-  const services = createServices({ db: database.db, secretBox: createSecretBox(masterKey), clock });
+  const services = createServices({
+    db: database.db,
+    secretBox: createSecretBox(masterKey),
+    clock,
+    idempotencyPendingTimeoutMs: config.idempotencyPendingTimeoutMs,
+    onBackgroundError: (error, context) => logger.warn({ err: error, ...context }, 'background task failed; retried on next use'),
+  });
   return { config, logger, database, services, clock, close: () => database.close() };
 }

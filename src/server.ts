@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.ts';
+import { createRateLimiter, memoryCounterStore, redisCounterStore, type RateLimiter } from './lib/rate-limiter.ts';
 import { startTrashPurger } from './modules/trash/trash.purge.ts';
 import type { Runtime } from './runtime.ts';
 
 const NONCE_SWEEP_MS = 60_000;
+/** Expired Idempotency-Keys (older than 24 h) are deleted this often. */
+const IDEMPOTENCY_SWEEP_MS = 10 * 60_000;
 
 /** Prints the first account's credentials once, on a brand-new database. */
 export async function bootstrapIfEmpty(runtime: Runtime): Promise<void> {
@@ -22,6 +25,24 @@ export async function bootstrapIfEmpty(runtime: Runtime): Promise<void> {
   );
 }
 
+/** The rate limiter the configuration asks for, or undefined (no RATE_LIMIT_* set: the default). */
+function openRateLimiter(runtime: Runtime): RateLimiter | undefined {
+  const { config, logger } = runtime;
+  if (!config.rateLimitPerKey && !config.rateLimitPerAccount) return undefined;
+  const store = config.redisUrl ? redisCounterStore(config.redisUrl, { logger }) : memoryCounterStore();
+  logger.info(
+    { perKey: config.rateLimitPerKey, perAccount: config.rateLimitPerAccount, store: config.redisUrl ? 'redis' : 'memory' },
+    'rate limiting enabled',
+  );
+  return createRateLimiter({
+    rules: { perKey: config.rateLimitPerKey, perAccount: config.rateLimitPerAccount },
+    store,
+    clock: runtime.clock,
+    prefix: config.rateLimitRedisPrefix,
+    logger,
+  });
+}
+
 /** Runs the HTTP server until SIGINT/SIGTERM, then drains in-flight requests and closes the database. */
 export async function serve(runtime: Runtime): Promise<FastifyInstance> {
   const { config, logger } = runtime;
@@ -29,6 +50,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     logger.info({ dataDir: config.dataDir, worker: config.pgliteWorker }, 'using embedded PGlite (set DATABASE_URL for PostgreSQL)');
   }
   await bootstrapIfEmpty(runtime);
+  const rateLimiter = openRateLimiter(runtime);
   const app = await buildApp({
     db: runtime.database.db,
     services: runtime.services,
@@ -36,12 +58,17 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     bodyLimit: config.bodyLimit,
     bulkBodyLimit: config.bulkBodyLimit,
     docsEnabled: config.docsEnabled,
+    rateLimiter,
   });
 
   const sweeper = setInterval(() => {
     runtime.services.apiKeys.sweepNonces().catch((error) => logger.warn({ err: error }, 'nonce sweep failed'));
   }, NONCE_SWEEP_MS);
   sweeper.unref();
+  const idempotencySweeper = setInterval(() => {
+    runtime.services.idempotency.sweepExpired().catch((error) => logger.warn({ err: error }, 'idempotency key sweep failed'));
+  }, IDEMPOTENCY_SWEEP_MS);
+  idempotencySweeper.unref();
   // Expired trash (records 14 days, entities 30, configurable) is purged every 10 minutes.
   const purger = startTrashPurger({
     db: runtime.database.db,
@@ -57,6 +84,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     closing = true;
     logger.info({ signal }, 'shutting down: draining in-flight requests');
     clearInterval(sweeper);
+    clearInterval(idempotencySweeper);
     const force = setTimeout(() => {
       logger.error('shutdown timed out; exiting');
       process.exit(1);
@@ -64,6 +92,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     force.unref();
     try {
       await app.close(); // stops listening, then waits for in-flight requests
+      await rateLimiter?.close();
       await purger.stop(); // a running purge stops after its current transaction
       await runtime.close();
     } catch (error) {

@@ -5,10 +5,17 @@ import type { SecretBox } from './lib/secret-box.ts';
 import { createAccountsService, type AccountsService } from './modules/accounts/accounts.service.ts';
 import { createApiKeysService, type ApiKeysService } from './modules/api-keys/api-keys.service.ts';
 import { createEntitiesService, type EntitiesService } from './modules/entities/entities.service.ts';
+import { createIdempotencyService, type IdempotencyService } from './modules/idempotency/idempotency.service.ts';
 import { createMembersService, type MembersService } from './modules/members/members.service.ts';
 import { createQuotaService, type QuotaService } from './modules/plans/quota.service.ts';
 import { createPropertiesService, type PropertiesService } from './modules/properties/properties.service.ts';
+import { createPropertyIndexes, type PropertyIndexes } from './modules/records/property-indexes.ts';
 import { createRecordsService, type RecordsService } from './modules/records/records.service.ts';
+import { createRelationshipFields } from './modules/relationships/relationship-fields.ts';
+import { createRelationshipTypesService, type RelationshipTypesService } from './modules/relationships/relationship-types.service.ts';
+import { createRelationshipsService, type RelationshipsService } from './modules/relationships/relationships.service.ts';
+import { createConditionEvaluation } from './modules/records/records.evaluation.ts';
+import { createSegmentsService, type SegmentsService } from './modules/segments/segments.service.ts';
 
 export interface Services {
   accounts: AccountsService;
@@ -18,10 +25,27 @@ export interface Services {
   entities: EntitiesService;
   properties: PropertiesService;
   records: RecordsService;
+  relationshipTypes: RelationshipTypesService;
+  relationships: RelationshipsService;
+  segments: SegmentsService;
+  /** Sort indexes per property, built in the background on first use (records). */
+  propertyIndexes: PropertyIndexes;
+  /** The Idempotency-Key store (src/http/plugins/idempotency.ts). */
+  idempotency: IdempotencyService;
 }
 
 /** The composition root: every service built once, wired to the ones it calls. */
-export function createServices(deps: { db: Kysely<DB>; secretBox: SecretBox; clock: Clock }): Services {
+export function createServices(deps: {
+  db: Kysely<DB>;
+  secretBox: SecretBox;
+  clock: Clock;
+  /** Where background work (property index builds) reports failures. */
+  onBackgroundError?: (error: unknown, context: Record<string, unknown>) => void;
+  /** Entities below this many live records get no property sort indexes (default 5,000). */
+  propertyIndexMinRecords?: number;
+  /** A pending Idempotency-Key claim older than this may be taken over (default 60 s). */
+  idempotencyPendingTimeoutMs?: number;
+}): Services {
   const quota = createQuotaService();
   // Members and API keys call each other (a removed member's keys are revoked), so the
   // members service reaches the API keys service through a late-bound hook.
@@ -36,7 +60,30 @@ export function createServices(deps: { db: Kysely<DB>; secretBox: SecretBox; clo
   // Properties hang off entities; entities read their live properties back through a late-bound hook.
   // (The hook runs only on requests, after `properties` below is initialised.)
   const entities = createEntitiesService({ members, quota, liveProperties: (tenant, entityId) => properties.liveInfo(tenant, entityId) });
-  const properties = createPropertiesService({ entities, quota });
-  const records = createRecordsService({ entities, properties, members, quota, clock: deps.clock });
-  return { accounts, members, apiKeys, quota, entities, properties, records };
+  // Segments keep CACHED members in step with record and property writes, and records read
+  // through segments (GET /records?segmentId=): the writers reach segments through late-bound hooks.
+  const late: { segments?: SegmentsService } = {};
+  const properties = createPropertiesService({ entities, quota, definitionsChanged: (tx, entityId) => late.segments!.entityChanged(tx, entityId) });
+  const propertyIndexes = createPropertyIndexes({
+    db: deps.db,
+    minRecords: deps.propertyIndexMinRecords,
+    onError: (error, propertyId) => deps.onBackgroundError?.(error, { task: 'property sort index', propertyId }),
+  });
+  // Records filter across relationships (relationship.<typeId> conditions); relationships read records.
+  const relationshipFields = createRelationshipFields({ entities, properties });
+  const records = createRecordsService({
+    entities, properties, members, quota, clock: deps.clock, propertyIndexes, relationshipFields,
+    hooks: {
+      recordsChanged: (tx, entityId, recordIds) => late.segments!.recordsChanged(tx, entityId, recordIds),
+      recordsDeleting: (tx, recordIds) => late.segments!.recordsDeleting(tx, recordIds),
+    },
+    segmentFilter: (tenant, caller, segmentId, entityId) => late.segments!.recordFilter(tenant, caller, segmentId, entityId),
+  });
+  const evaluation = createConditionEvaluation({ properties, relationshipFields, clock: deps.clock });
+  const segments = createSegmentsService({ entities, members, quota, records, evaluation, clock: deps.clock });
+  late.segments = segments;
+  const relationshipTypes = createRelationshipTypesService({ entities, quota, clock: deps.clock });
+  const relationships = createRelationshipsService({ entities, properties, types: relationshipTypes, records, quota, clock: deps.clock });
+  const idempotency = createIdempotencyService({ db: deps.db, clock: deps.clock, pendingTimeoutMs: deps.idempotencyPendingTimeoutMs });
+  return { accounts, members, apiKeys, quota, entities, properties, records, relationshipTypes, relationships, segments, propertyIndexes, idempotency };
 }

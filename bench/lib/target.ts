@@ -3,8 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.ts';
+import { openDatabase, pgliteDirectory } from '../../src/db/database.ts';
 import { openRuntime } from '../../src/runtime.ts';
 import type { Credentials } from '../../test/helpers/sign.ts';
 
@@ -18,6 +20,12 @@ export interface Target {
   baseUrl: string;
   creds: Credentials & { accountId: string; memberId: string };
   env: Record<string, string>;
+  /**
+   * Runs read-only SQL on the target's database (sizes, EXPLAIN). PostgreSQL: any time, on its
+   * own connection. PGlite: one process per data directory, so this stops the server first —
+   * call it last.
+   */
+  query(text: string): Promise<Record<string, unknown>[]>;
   stop(): Promise<void>;
 }
 
@@ -53,6 +61,8 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
   const dataDir = mkdtempSync(join(tmpdir(), 'crm-bench-'));
   const env: Record<string, string> = { DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' };
   let dropDatabase = async () => {};
+  // BENCH_KEEP=1 keeps the database (and data dir) after the run, for EXPLAIN; drop it by hand.
+  const keep = process.env.BENCH_KEEP === '1';
   if (engine === 'postgres') {
     const name = `crm_core_bench_${Date.now()}`;
     await admin(`CREATE DATABASE ${name}`);
@@ -60,7 +70,9 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
     url.pathname = `/${name}`;
     env.DATABASE_URL = url.toString();
     env.MASTER_KEY = randomBytes(32).toString('base64');
-    dropDatabase = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    dropDatabase = keep
+      ? async () => { process.stderr.write(`kept database ${name}\n`); }
+      : () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   } else {
     // The server opens the data dir itself; the seeding runtime below must be closed first.
     env.PGLITE_WORKER = 'true';
@@ -70,18 +82,37 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
   const account = await runtime.services.accounts.create({ name: 'bench', ownerName: 'Bench owner' });
   await runtime.close();
 
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server under load.
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, 'src/cli/main.ts', 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForListening(child, port);
+  const stopServer = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  };
+  let inspector: Awaited<ReturnType<typeof openDatabase>> | undefined;
   return {
     engine,
     baseUrl: `http://127.0.0.1:${port}`,
     creds: { accountId: account.accountId, memberId: account.owner.memberId, apiKey: account.key.apiKey, apiSecret: account.key.apiSecret },
     env,
+    async query(text) {
+      if (!inspector) {
+        if (engine === 'pglite') await stopServer();
+        inspector = await openDatabase(engine === 'postgres'
+          ? { databaseUrl: env.DATABASE_URL, poolMax: 1 }
+          : { pgliteDir: pgliteDirectory(dataDir), pgliteWorker: false });
+      }
+      const result = await sql.raw(text).execute(inspector.db);
+      return result.rows as Record<string, unknown>[];
+    },
     async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await inspector?.close();
+      await stopServer();
       await dropDatabase();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (keep) process.stderr.write(`kept data dir ${dataDir}\n`);
+      else rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

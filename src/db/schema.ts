@@ -136,6 +136,92 @@ export interface RecordsTable {
   date_updated: Timestamp;
 }
 
+export interface RelationshipTypesTable {
+  account_id: string;
+  relationship_type_id: string;
+  workspace_id: string | null;
+  name: string;
+  source_entity_id: string;
+  target_entity_id: string;
+  source_label: string | null;
+  target_label: string | null;
+  description: string | null;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+}
+
+export interface RelationshipsTable {
+  account_id: string;
+  relationship_id: string;
+  relationship_type_id: string;
+  workspace_id: string | null;
+  /** Always in the type's direction (a reversed create is normalised). */
+  source_entity_id: string;
+  source_record_id: string;
+  target_entity_id: string;
+  target_record_id: string;
+  metadata: Json<Record<string, unknown>>;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+}
+
+export interface SegmentsTable {
+  account_id: string;
+  segment_id: string;
+  workspace_id: string | null;
+  entity_id: string;
+  name: string;
+  description: string | null;
+  color: string | null;
+  /** The §6 condition group as sent (validated on write, re-validated on read). */
+  conditions: Json<unknown>;
+  mode: 'REALTIME' | 'CACHED';
+  priority: number;
+  is_active: ColumnType<boolean, boolean | undefined, boolean>;
+  owner_id: string | null;
+  member_count: ColumnType<number, number | undefined, number>;
+  last_evaluated_at: Timestamp | null;
+  created_by: string | null;
+  updated_by: string | null;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+}
+
+export interface SegmentMembersTable {
+  account_id: string;
+  segment_id: string;
+  record_id: string;
+  date_entered: Timestamp;
+}
+
+export interface SegmentEventsTable {
+  account_id: string;
+  seq: ColumnType<string, never, never>;
+  segment_id: string;
+  record_id: string;
+  event_type: 'segment.entered' | 'segment.exited';
+  occurred_at: Timestamp;
+}
+
+/** One claimed Idempotency-Key and, once the request finished, the response it got (0007). */
+export interface IdempotencyKeysTable {
+  account_id: string;
+  idempotency_key: string;
+  /** sha256 of (method, path and query, API key, canonical JSON body). */
+  fingerprint: string;
+  request_method: string;
+  request_path: string;
+  state: 'pending' | 'completed';
+  /** Random per claim: only the claimer (or whoever took a stale claim over) may complete it. */
+  lock_token: string;
+  status_code: number | null;
+  response_headers: ColumnType<Record<string, string> | null, string | null, string | null>;
+  response_body: string | null;
+  created_at: Timestamp;
+  locked_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 export interface DB {
   accounts: AccountsTable;
   account_plans: AccountPlansTable;
@@ -146,6 +232,12 @@ export interface DB {
   entities: EntitiesTable;
   properties: PropertiesTable;
   records: RecordsTable;
+  relationship_types: RelationshipTypesTable;
+  relationships: RelationshipsTable;
+  segments: SegmentsTable;
+  segment_members: SegmentMembersTable;
+  segment_events: SegmentEventsTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 /** Every table that holds one tenant's rows; each has `account_id` leading its keys. */

@@ -1,4 +1,4 @@
-import { sql, type DeleteQueryBuilder, type DeleteResult, type InsertQueryBuilder, type InsertResult, type Kysely, type SelectQueryBuilder, type SqlBool, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import { sql, type QueryResult, type RawBuilder, type DeleteQueryBuilder, type DeleteResult, type InsertQueryBuilder, type InsertResult, type Kysely, type SelectQueryBuilder, type SqlBool, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { DB, TenantTable } from './schema.ts';
 
 /** The database or an open transaction (Kysely's Transaction is a Kysely). */
@@ -17,6 +17,12 @@ export interface TenantDb {
   insertInto<T extends TenantTable>(table: T): InsertQueryBuilder<DB, T, InsertResult>;
   /** Runs `work` in one transaction (joins the current one when already inside). */
   transaction<R>(work: (tx: TenantDb) => Promise<R>): Promise<R>;
+  /**
+   * A raw statement, for the few that builders cannot express (data-modifying WITH chains).
+   * Not scoped: the statement itself must filter every table it touches by `accountId`
+   * (pass it as a parameter). Uses of this method are what a reviewer reads twice.
+   */
+  executeRaw<R>(statement: RawBuilder<R>): Promise<QueryResult<R>>;
 }
 
 /** `<table>.account_id = $1`, qualified so later joins stay unambiguous. */
@@ -34,6 +40,7 @@ export function tenantDb(executor: Executor, accountId: string): TenantDb {
     deleteFrom: <T extends TenantTable>(table: T) =>
       (executor.deleteFrom(table) as unknown as DeleteQueryBuilder<DB, T, DeleteResult>).where(ownedBy(table, accountId)),
     insertInto: (table) => executor.insertInto(table),
+    executeRaw: (statement) => statement.execute(executor),
     transaction: (work) =>
       executor.isTransaction
         ? work(tenantDb(executor, accountId))

@@ -4,17 +4,22 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import type { Services } from '../services.ts';
+import type { RateLimiter } from '../lib/rate-limiter.ts';
 import { apiKeysRoutes } from '../modules/api-keys/api-keys.routes.ts';
 import { entitiesRoutes } from '../modules/entities/entities.routes.ts';
 import { membersRoutes } from '../modules/members/members.routes.ts';
 import { usageRoutes } from '../modules/plans/usage.routes.ts';
 import { propertiesRoutes } from '../modules/properties/properties.routes.ts';
-import { recordsRoutes } from '../modules/records/records.routes.ts';
+import { DEFAULT_BULK_BODY_LIMIT, recordsRoutes } from '../modules/records/records.routes.ts';
+import { relationshipsRoutes } from '../modules/relationships/relationships.routes.ts';
+import { segmentsRoutes } from '../modules/segments/segments.routes.ts';
 import { handleFrameworkError, registerErrorHandling } from './error-handler.ts';
 import { opsRoutes } from './ops.routes.ts';
 import { registerAuth } from './plugins/auth.ts';
+import { registerIdempotency } from './plugins/idempotency.ts';
 import { registerMetrics } from './plugins/metrics.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
+import { registerRateLimit } from './plugins/rate-limit.ts';
 import { ErrorBody } from './schemas/common.ts';
 import { registerBodyParsers, typeboxValidatorCompiler } from './validation.ts';
 
@@ -30,6 +35,8 @@ export interface AppOptions {
   /** Body limit of the bulk endpoints. */
   bulkBodyLimit?: number;
   docsEnabled?: boolean;
+  /** Per-key and per-account request limits (src/lib/rate-limiter.ts); absent = no limits. */
+  rateLimiter?: RateLimiter;
 }
 
 /** A caller-supplied request id is echoed when it is short and printable; otherwise we mint one. */
@@ -73,12 +80,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(async (api) => {
     registerAuth(api, { apiKeys: options.services.apiKeys, db: options.db });
+    // Order matters: authenticate, then count the request, then claim its Idempotency-Key.
+    if (options.rateLimiter) registerRateLimit(api, { limiter: options.rateLimiter });
+    registerIdempotency(api, { idempotency: options.services.idempotency });
     await api.register(membersRoutes, { members: options.services.members });
     await api.register(apiKeysRoutes, { apiKeys: options.services.apiKeys });
     await api.register(usageRoutes, { quota: options.services.quota });
     await api.register(entitiesRoutes, { entities: options.services.entities });
     await api.register(propertiesRoutes, { properties: options.services.properties });
     await api.register(recordsRoutes, { records: options.services.records, bulkBodyLimit: options.bulkBodyLimit });
+    await api.register(segmentsRoutes, { segments: options.services.segments });
+    await api.register(relationshipsRoutes, {
+      types: options.services.relationshipTypes,
+      relationships: options.services.relationships,
+      bulkBodyLimit: options.bulkBodyLimit ?? DEFAULT_BULK_BODY_LIMIT,
+    });
   }, { prefix: API_PREFIX });
 
   return app;

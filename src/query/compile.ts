@@ -2,6 +2,7 @@ import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import type { Catalog } from './validate.ts';
 import { fieldOf } from './validate.ts';
 import type { Condition, ConditionGroup, ResolvedField } from './types.ts';
+import { isRelationshipField, relationshipConditionSql } from './relationship-conditions.ts';
 
 /**
  * Validated condition tree → one parameterised SQL boolean over a records row.
@@ -105,6 +106,9 @@ function relativeRange(operator: Condition['operator'], days: number, now: numbe
 }
 
 function conditionSql(condition: Condition, catalog: Catalog, options: Required<CompileOptions>): RawBuilder<SqlBool> {
+  if (isRelationshipField(condition.field)) {
+    return relationshipConditionSql(condition, catalog, options.alias, (where, related, alias) => compileConditionGroup(where, related, { alias, now: options.now }));
+  }
   const field = fieldOf(condition, catalog);
   const v = operand(field, options.alias);
   const { operator, value } = condition;

@@ -1,5 +1,6 @@
 import { fieldOf, type Catalog } from './validate.ts';
 import type { Condition, ConditionGroup, ResolvedField } from './types.ts';
+import { evaluateRelationshipCondition, isRelationshipField } from './relationship-conditions.ts';
 
 /**
  * The condition language evaluated in memory, with exactly the semantics of compile.ts. It is
@@ -13,6 +14,8 @@ export interface EvaluableRecord {
   dateCreated: string;
   dateUpdated: string;
   data: Readonly<Record<string, unknown>>;
+  /** Live related records by relationship type ID (both directions), for relationship conditions. */
+  related?: Readonly<Record<string, readonly EvaluableRecord[]>>;
 }
 
 const DAY_MS = 86_400_000;
@@ -78,6 +81,9 @@ function relative(operator: Condition['operator'], days: number, now: number, ki
 }
 
 export function evaluateCondition(condition: Condition, record: EvaluableRecord, catalog: Catalog, now: number): boolean {
+  if (isRelationshipField(condition.field)) {
+    return evaluateRelationshipCondition(condition, record, catalog, (where, related, relatedCatalog) => evaluateGroup(where, related, relatedCatalog, now));
+  }
   const field = fieldOf(condition, catalog);
   const v = read(field, record);
   const { operator, value } = condition;

@@ -12,6 +12,8 @@ export interface Condition {
   field: string;
   operator: Operator;
   value?: unknown;
+  /** Relationship conditions only: the related records that count (relationship-conditions.ts). */
+  where?: ConditionGroup;
 }
 
 /** The kinds of field the language knows; properties map onto these by field type. */
@@ -27,7 +29,11 @@ export const OPERATORS = {
   multi: ['hasAnyOf', 'hasAllOf', 'hasNoneOf', 'isEmpty', 'isNotEmpty'],
 } as const satisfies Record<FieldKind, readonly string[]>;
 
-export type Operator = (typeof OPERATORS)[FieldKind][number];
+/** Operators of `relationship.<relationshipTypeId>` fields. */
+export const RELATIONSHIP_OPERATORS = ['exists', 'notExists', 'countGte', 'countLte'] as const;
+export type RelationshipOperator = (typeof RELATIONSHIP_OPERATORS)[number];
+
+export type Operator = (typeof OPERATORS)[FieldKind][number] | RelationshipOperator;
 
 export const FIELD_KIND: Record<FieldType, FieldKind> = {
   TEXT: 'text',

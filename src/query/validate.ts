@@ -4,6 +4,7 @@ import {
   FIELD_KIND, LIMITS, OPERATORS,
   type CatalogProperty, type Condition, type ConditionGroup, type FieldKind, type Operator, type ResolvedField,
 } from './types.ts';
+import { isRelationshipField, validateRelationshipCondition, type RelationshipField } from './relationship-conditions.ts';
 
 /**
  * Parse + validate: unknown JSON → a condition tree whose every field exists on the entity,
@@ -26,7 +27,10 @@ const NO_VALUE_OPERATORS = new Set<Operator>(['isEmpty', 'isNotEmpty']);
 const DAY_OPERATORS = new Set<Operator>(['withinLastDays', 'withinNextDays', 'olderThanDays']);
 const LIST_OPERATORS = new Set<Operator>(['in', 'notIn', 'hasAnyOf', 'hasAllOf', 'hasNoneOf']);
 
-export type Catalog = ReadonlyMap<string, CatalogProperty>;
+export type Catalog = ReadonlyMap<string, CatalogProperty> & {
+  /** Relationship types usable as `relationship.<id>` fields (loaded on demand; relationship-conditions.ts). */
+  readonly relationships?: ReadonlyMap<string, RelationshipField>;
+};
 
 export function catalogOf(properties: readonly CatalogProperty[]): Catalog {
   return new Map(properties.map((p) => [p.propertyId, p]));
@@ -54,7 +58,7 @@ export function resolveField(field: unknown, catalog: Catalog, path: string): Re
     if (!property) throw new Invalid(path, `unknown property "${propertyId.slice(0, 64)}" on this entity`);
     return { source: 'data', propertyId, kind: FIELD_KIND[property.fieldType], optionValues: property.optionValues };
   }
-  throw new Invalid(path, `unknown field "${field.slice(0, 64)}"; use name, tags, ownerId, dateCreated, dateUpdated or data.<propertyId>`);
+  throw new Invalid(path, `unknown field "${field.slice(0, 64)}"; use name, tags, ownerId, dateCreated, dateUpdated, data.<propertyId> or relationship.<relationshipTypeId>`);
 }
 
 function validDate(value: unknown): string | null {
@@ -138,7 +142,14 @@ function conditionValue(field: ResolvedField, operator: Operator, value: unknown
   return scalar(field.kind, value, field, path);
 }
 
-function condition(input: Record<string, unknown>, catalog: Catalog, path: string): Condition {
+function condition(input: Record<string, unknown>, catalog: Catalog, path: string, depth = 1): Condition {
+  if (isRelationshipField(input.field)) {
+    // Its `where` is a group one level below the group holding the condition.
+    return validateRelationshipCondition(input, catalog, path, {
+      group: (where, related, wherePath) => group(where, related, wherePath, depth + 1),
+      fail: (at, message) => { throw new Invalid(at, message); },
+    });
+  }
   for (const key of Object.keys(input)) {
     if (!['field', 'operator', 'value'].includes(key)) throw new Invalid(`${path}.${key}`, 'unknown key in a condition');
   }
@@ -172,7 +183,7 @@ function group(input: unknown, catalog: Catalog, path: string, depth: number): C
       if (!isPlainObject(item)) throw new Invalid(itemPath, 'must be a condition or a group');
       return 'conditions' in item || ('operator' in item && !('field' in item))
         ? group(item, catalog, itemPath, depth + 1)
-        : condition(item, catalog, itemPath);
+        : condition(item, catalog, itemPath, depth);
     }),
   };
 }

@@ -4,6 +4,7 @@ import type { Database } from '../../src/db/database.ts';
 import { tenantDb, type TenantDb } from '../../src/db/tenant.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { systemClock, type Clock } from '../../src/lib/clock.ts';
+import type { RateLimiter } from '../../src/lib/rate-limiter.ts';
 import { createSecretBox } from '../../src/lib/secret-box.ts';
 import { createServices, type Services } from '../../src/services.ts';
 import { openTestDatabase } from './database.ts';
@@ -36,6 +37,10 @@ export interface TestAppOptions {
   database?: Database;
   masterKey?: Buffer;
   bodyLimit?: number;
+  /** Entities from this many live records get property sort indexes (services default: 5,000). */
+  propertyIndexMinRecords?: number;
+  /** Builds the app's rate limiter on the app's (movable) clock; no limiter when absent. */
+  rateLimiter?: (clock: Clock) => RateLimiter;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -47,8 +52,10 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     db: database.db,
     secretBox: createSecretBox(masterKey),
     clock: readClock,
+    propertyIndexMinRecords: options.propertyIndexMinRecords,
   });
-  const app = await buildApp({ db: database.db, services, bodyLimit: options.bodyLimit });
+  const rateLimiter = options.rateLimiter?.(readClock);
+  const app = await buildApp({ db: database.db, services, bodyLimit: options.bodyLimit, rateLimiter });
   await app.ready();
 
   const call: TestApp['call'] = (creds, method, url, body, headers = {}) =>
@@ -87,6 +94,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
     async close() {
       await app.close();
+      await rateLimiter?.close();
+      await services.propertyIndexes.idle();
       if (!options.database) await database.close();
     },
   };

@@ -22,6 +22,7 @@ const KNOWN_ERROR_CODES = new Set([
   'ValidationError', 'Unauthorized', 'InvalidApiKey', 'SignatureDoesNotMatch', 'RequestTimeTooSkewed',
   'DuplicatedSignature', 'Forbidden', 'PlanQuotaExceeded', 'NotFound', 'DuplicateEntity', 'ConflictException',
   'Gone', 'PayloadTooLarge', 'UnsupportedMediaType', 'TooManyRequests', 'InternalServerError', 'ServiceUnavailable',
+  'IdempotencyKeyInProgress', 'IdempotencyKeyReused',
 ]);
 
 type Res = LightMyRequestResponse;

@@ -7,7 +7,8 @@ import type { FieldType } from '../../src/db/schema.ts';
 import { compileConditionGroup } from '../../src/query/compile.ts';
 import { evaluateGroup, type EvaluableRecord } from '../../src/query/evaluate.ts';
 import { FIELD_KIND, OPERATORS, type CatalogProperty, type ConditionGroup } from '../../src/query/types.ts';
-import { catalogOf, validateConditionGroup } from '../../src/query/validate.ts';
+import { withRelationships, type RelationshipField } from '../../src/query/relationship-conditions.ts';
+import { catalogOf, validateConditionGroup, type Catalog } from '../../src/query/validate.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 
 /**
@@ -185,5 +186,150 @@ describe('validation names the JSON path', () => {
     const nest = (levels: number): unknown => (levels === 1 ? { operator: 'AND', conditions: [] } : { operator: 'OR', conditions: [nest(levels - 1)] });
     validateConditionGroup(nest(5), catalog);
     assert.throws(() => validateConditionGroup(nest(6), catalog), /nest at most 5/);
+  });
+});
+
+/**
+ * relationship.<typeId> conditions against the same oracle, on the real records and relationships
+ * tables (the subqueries read them by name) under an account of their own: random records in two
+ * entities A and B (some trashed), random links along A→B, B→A and A→A (both directions count),
+ * and random trees mixing property conditions with relationship conditions and their `where`.
+ */
+describe('relationship conditions: compiler = evaluator', () => {
+  let database: Database;
+  let db: Kysely<any>;
+  const accountId = String(Date.now()).padStart(14, '9').slice(-14);
+  const A = 'CRMET1260101000000000AAAAAAAAAAA';
+  const B = 'CRMET1260101000000000BBBBBBBBBBB';
+  const typeId = (tag: string) => `CRMRT1260101000000000${tag.repeat(11)}`;
+  const AB = typeId('P');
+  const BA = typeId('Q');
+  const AA = typeId('R');
+  const plain = catalogOf(properties);
+  const field = (sides: RelationshipField['sides'], id: string): RelationshipField => ({ relationshipTypeId: id, sides, related: plain, masked: new Set() });
+  const catalogA: Catalog = withRelationships(plain, new Map([[AB, field(['source'], AB)], [BA, field(['target'], BA)], [AA, field(['source', 'target'], AA)]]));
+
+  before(async () => {
+    database = await openTestDatabase();
+    db = database.db as unknown as Kysely<any>;
+    await db.insertInto('accounts').values({ account_id: accountId, name: 'relationship oracle' }).execute();
+    for (const entityId of [A, B]) {
+      await db.insertInto('entities').values({ account_id: accountId, entity_id: entityId, name: entityId, slug: entityId.toLowerCase(), view_settings: '{}', owner_id: 'MEMaaaaaaaaaaa' }).execute();
+    }
+    for (const [id, source, target] of [[AB, A, B], [BA, B, A], [AA, A, A]]) {
+      await db.insertInto('relationship_types').values({ account_id: accountId, relationship_type_id: id, name: id, source_entity_id: source, target_entity_id: target }).execute();
+    }
+  });
+  after(() => database.close());
+
+  const live = fc.record({ record: recordArb, trashed: fc.integer({ min: 0, max: 4 }).map((n) => n === 0) });
+  const graphArb = fc.record({
+    a: fc.array(live, { minLength: 1, maxLength: 8 }),
+    b: fc.array(live, { minLength: 1, maxLength: 8 }),
+    links: fc.array(fc.tuple(fc.constantFrom(AB, BA, AA), fc.nat(), fc.nat()), { minLength: 5, maxLength: 40 }),
+  });
+
+  const whereArb = fc.record({ operator: fc.constantFrom('AND', 'OR'), conditions: fc.array(conditionArb, { maxLength: 3 }) });
+  const relationshipConditionArb = fc.record({
+    type: fc.constantFrom(AB, BA, AA),
+    operator: fc.constantFrom('exists', 'notExists', 'countGte', 'countLte'),
+    n: fc.integer({ min: 0, max: 3 }),
+    where: fc.option(whereArb, { nil: undefined }),
+  }).map(({ type, operator, n, where }) => ({
+    field: `relationship.${type}`, operator, ...(operator.startsWith('count') ? { value: n } : {}), ...(where ? { where } : {}),
+  }));
+  const treeArb: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+    group: fc.record({
+      operator: fc.constantFrom('AND', 'OR'),
+      conditions: fc.array(fc.oneof({ depthSize: 'small', maxDepth: 3, withCrossShrink: true }, relationshipConditionArb, relationshipConditionArb, conditionArb, tie('group')), { maxLength: 4 }),
+    }),
+  })).group;
+
+  type Graph = { a: { record: EvaluableRecord; trashed: boolean }[]; b: { record: EvaluableRecord; trashed: boolean }[]; links: [string, number, number][] };
+
+  /** Writes the graph; returns the live A records with their live related records, as the evaluator sees them. */
+  async function load(graph: Graph): Promise<{ id: string; record: EvaluableRecord }[]> {
+    await db.deleteFrom('relationships').where('account_id', '=', accountId).execute();
+    await db.deleteFrom('records').where('account_id', '=', accountId).execute();
+    const id = (entity: 'A' | 'B', i: number) => `CRMRC1260101000000000${entity}${String(i).padStart(10, '0')}`;
+    const rows = [...graph.a.map((r, i) => ({ ...r, entity: A, id: id('A', i) })), ...graph.b.map((r, i) => ({ ...r, entity: B, id: id('B', i) }))];
+    await db.insertInto('records').values(rows.map(({ record: r, trashed, entity, id: recordId }) => ({
+      account_id: accountId, record_id: recordId, entity_id: entity, name: r.name, owner_id: r.ownerId, tags: r.tags, is_deleted: trashed,
+      date_created: r.dateCreated, date_updated: r.dateUpdated, data: JSON.stringify(r.data),
+    }))).execute();
+
+    // Ends picked modulo the entity's size; duplicates and self-links dropped (the table refuses both).
+    const ends: Record<string, ['A' | 'B', 'A' | 'B']> = { [AB]: ['A', 'B'], [BA]: ['B', 'A'], [AA]: ['A', 'A'] };
+    const size = { A: graph.a.length, B: graph.b.length };
+    const links = new Map<string, { type: string; s: string; t: string }>();
+    for (const [type, i, j] of graph.links) {
+      const [se, te] = ends[type]!;
+      const [si, ti] = [i % size[se], j % size[te]];
+      if (se === te && si === ti) continue;
+      links.set(`${type}/${si}/${ti}`, { type, s: id(se, si), t: id(te, ti) });
+    }
+    if (links.size) {
+      await db.insertInto('relationships').values([...links.values()].map((l, k) => ({
+        account_id: accountId, relationship_id: `CRMRL${String(k).padStart(27, '0')}`, relationship_type_id: l.type,
+        source_entity_id: ends[l.type]![0] === 'A' ? A : B, source_record_id: l.s, target_entity_id: ends[l.type]![1] === 'A' ? A : B, target_record_id: l.t,
+      }))).execute();
+    }
+
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return graph.a.flatMap((r, i) => {
+      if (r.trashed) return [];
+      const me = id('A', i);
+      const related: Record<string, EvaluableRecord[]> = { [AB]: [], [BA]: [], [AA]: [] };
+      for (const l of links.values()) {
+        const other = l.s === me ? l.t : l.t === me ? l.s : undefined;
+        const row = other === undefined ? undefined : byId.get(other);
+        if (row && !row.trashed) related[l.type]!.push(row.record);
+      }
+      return [{ id: me, record: { ...r.record, related } }];
+    });
+  }
+
+  test('random graphs × random trees with relationship conditions', async () => {
+    await fc.assert(fc.asyncProperty(graphArb, fc.array(treeArb, { minLength: 1, maxLength: 6 }), async (graph, trees) => {
+      const outer = await load(graph as Graph);
+      for (const raw of trees) {
+        const group = validateConditionGroup(raw, catalogA);
+        const expected = outer.filter((r) => evaluateGroup(group, r.record, catalogA, NOW)).map((r) => r.id);
+        const rows = await db.selectFrom('records').select('record_id')
+          .where('account_id', '=', accountId).where('entity_id', '=', A).where('is_deleted', '=', false)
+          .where(compileConditionGroup(group, catalogA, { now: NOW }))
+          .orderBy('record_id').execute();
+        assert.deepEqual(rows.map((r: any) => r.record_id), expected, JSON.stringify(group));
+      }
+    }), { numRuns: 30 });
+  });
+
+  test('validation names the JSON path of relationship conditions', () => {
+    const rel = (extra: Record<string, unknown>) => ({ operator: 'AND', conditions: [{ field: `relationship.${AB}`, operator: 'exists', ...extra }] });
+    const cases: [unknown, string, RegExp][] = [
+      [{ operator: 'AND', conditions: [{ field: `relationship.${typeId('Z')}`, operator: 'exists' }] }, 'conditionGroup.conditions[0].field', /not a relationship type of this entity/],
+      [rel({ operator: 'eq' }), 'conditionGroup.conditions[0].operator', /exists, notExists, countGte, countLte/],
+      [rel({ operator: 'countGte' }), 'conditionGroup.conditions[0].value', /whole number/],
+      [rel({ operator: 'countLte', value: -1 }), 'conditionGroup.conditions[0].value', /whole number/],
+      [rel({ value: 2 }), 'conditionGroup.conditions[0].value', /takes no value/],
+      [rel({ extra: 1 }), 'conditionGroup.conditions[0].extra', /unknown key/],
+      [rel({ where: { operator: 'AND', conditions: [{ field: 'name', operator: 'gt', value: 'x' }] } }), 'conditionGroup.conditions[0].where.conditions[0].operator', /must be one of/],
+      [rel({ where: { operator: 'AND', conditions: [{ field: `relationship.${AB}`, operator: 'exists' }] } }), 'conditionGroup.conditions[0].where.conditions[0].field', /one hop/],
+      [{ operator: 'AND', conditions: [{ field: `relationship.${AB}`, operator: 'exists' }] }, 'conditionGroup.conditions[0].field', /not a relationship type/],
+    ];
+    for (const [input, path, message] of cases) {
+      // The last case validates against a catalog without relationships: the type is unknown there.
+      const catalog = input === cases[cases.length - 1]![0] ? plain : catalogA;
+      assert.throws(() => validateConditionGroup(input, catalog), (error: any) => {
+        assert.equal(error.code, 'ValidationError');
+        assert.equal(error.details[0].path, path, error.message);
+        assert.match(error.message, message);
+        return true;
+      }, JSON.stringify(input));
+    }
+    // A relationship's where counts as one more level: depth 5 overall is the limit.
+    const nest = (levels: number): unknown => (levels === 1 ? { operator: 'AND', conditions: [] } : { operator: 'OR', conditions: [nest(levels - 1)] });
+    validateConditionGroup({ operator: 'AND', conditions: [{ field: `relationship.${AB}`, operator: 'exists', where: nest(4) }] }, catalogA);
+    assert.throws(() => validateConditionGroup({ operator: 'AND', conditions: [{ field: `relationship.${AB}`, operator: 'exists', where: nest(5) }] }, catalogA), /nest at most 5/);
   });
 });

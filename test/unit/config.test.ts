@@ -34,6 +34,11 @@ describe('configuration (environment → Config)', () => {
       docsEnabled: true,
       recordsTrashRetentionDays: 14,
       entitiesTrashRetentionDays: 30,
+      rateLimitPerKey: undefined,
+      rateLimitPerAccount: undefined,
+      redisUrl: undefined,
+      rateLimitRedisPrefix: 'crm-core:ratelimit:',
+      idempotencyPendingTimeoutMs: 60_000,
     });
     assert.ok(Object.isFrozen(config));
   });

@@ -2,12 +2,20 @@ import type { Migration } from 'kysely/migration';
 import * as foundation from './0001_foundation.ts';
 import * as entitiesProperties from './0002_entities_properties.ts';
 import * as records from './0003_records.ts';
+import * as relationships from './0004_relationships.ts';
+import * as recordIndexes from './0005_record_indexes.ts';
 import * as authAndPurge from './0006_auth_and_purge.ts';
+import * as idempotency from './0007_idempotency.ts';
+import * as segments from './0008_segments.ts';
 
 /** Ordered by name; never edit a migration that has shipped, add a new one. */
 export const migrations: Record<string, Migration> = {
   '0001_foundation': foundation,
   '0002_entities_properties': entitiesProperties,
   '0003_records': records,
+  '0004_relationships': relationships,
+  '0005_record_indexes': recordIndexes,
   '0006_auth_and_purge': authAndPurge,
+  '0007_idempotency': idempotency,
+  '0008_segments': segments,
 };

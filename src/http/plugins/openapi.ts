@@ -19,7 +19,11 @@ export async function registerOpenApi(app: FastifyInstance, options: { docsEnabl
         description:
           'Self-hostable CRM core speaking Solapi\'s /crm-core/v1 API. Every /crm-core/v1 route except /public ' +
           'needs `Authorization: HMAC-SHA256 apiKey=…, date=…, salt=…, signature=…` where signature = ' +
-          'hex(HMAC-SHA256(apiSecret, date + salt)). Errors are `{errorCode, errorMessage}`.',
+          'hex(HMAC-SHA256(apiSecret, date + salt)). Errors are `{errorCode, errorMessage}`. POST, PATCH and DELETE ' +
+          'accept `Idempotency-Key` (1–255 printable ASCII): a retry within 24 h gets the stored response with ' +
+          '`Idempotent-Replayed: true`; another request under the same key is 422 IdempotencyKeyReused, one still ' +
+          'running is 409 IdempotencyKeyInProgress. When rate limits are configured, answers carry RateLimit-Limit, ' +
+          'RateLimit-Remaining and RateLimit-Reset, and 429 TooManyRequests carries Retry-After.',
       },
       components: {
         securitySchemes: {

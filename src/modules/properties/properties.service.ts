@@ -262,7 +262,14 @@ export interface RecordField {
   isMasked: boolean;
 }
 
-export function createPropertiesService(deps: { entities: EntitiesService; quota: QuotaService }): PropertiesService {
+export interface PropertiesServiceDeps {
+  entities: EntitiesService;
+  quota: QuotaService;
+  /** A property of the entity was retyped, had its options changed or was deleted (in that transaction): what depends on its values re-evaluates (CACHED segments). */
+  definitionsChanged: (tx: TenantDb, entityId: string) => Promise<void>;
+}
+
+export function createPropertiesService(deps: PropertiesServiceDeps): PropertiesService {
   const { entities, quota } = deps;
 
   /**
@@ -431,6 +438,7 @@ export function createPropertiesService(deps: { entities: EntitiesService; quota
       updated_by: caller.memberId,
       date_updated: new Date(),
     });
+    if (definitionChanges) await deps.definitionsChanged(tx, entityId);
     return { row, conversion };
   }
 
@@ -502,6 +510,7 @@ export function createPropertiesService(deps: { entities: EntitiesService; quota
         const now = new Date();
         await repo.updateProperty(tx, propertyId, { is_deleted: true, date_deleted: now, updated_by: caller.memberId, date_updated: now });
         await entities.removeProperty(tx, row.entity_id, propertyId);
+        await deps.definitionsChanged(tx, row.entity_id);
         return { propertyId, entityId: row.entity_id };
       });
     },

@@ -19,10 +19,15 @@ export interface Sort {
   nullable: boolean;
   /** Label that a cursor is bound to, so a cursor from another sort is refused. */
   label: string;
+  /** Property sorts: the property ID (its sort indexes are built on demand, property-indexes.ts). */
+  propertyId?: string;
 }
 
 export interface Cursor {
-  /** The last row's sort value (null in the NULL phase). */
+  /**
+   * The last row's sort value (null in the NULL phase): an ISO instant for the timestamps, the
+   * lower-cased name, and for properties the JSON text of the jsonb value (`42`, `"2025-01-31"`).
+   */
   value: string | number | null;
   recordId: string;
 }
@@ -34,14 +39,17 @@ export function resolveSort(field: string | undefined, direction: 'asc' | 'desc'
   switch (field ?? 'dateCreated') {
     case 'dateCreated': return { expr: sql`records.date_created`, direction: dir, nullable: false, label: 'dateCreated' };
     case 'dateUpdated': return { expr: sql`records.date_updated`, direction: dir, nullable: false, label: 'dateUpdated' };
-    case 'name': return { expr: sql`lower(records.name)`, direction: dir, nullable: false, label: 'name' };
+    // Code-point order (C collation): the same index serves the name sort and fulltext prefixes.
+    case 'name': return { expr: sql`(lower(records.name) COLLATE "C")`, direction: dir, nullable: false, label: 'name' };
     default: {
       const property = PROPERTY_ID.test(field!) ? fields.find((f) => f.propertyId === field) : undefined;
       if (!property) throw errors.validation(`sortField: "${String(field).slice(0, 64)}" is not dateCreated, dateUpdated, name or a property of this entity`, [{ path: 'sortField', message: 'unknown sort field' }]);
       // The ID was just matched against the entity's properties and the strict pattern above.
+      // The jsonb value itself is the key (numbers compare numerically, strings by collation):
+      // the same expression as the property's sort index (property-indexes.ts), and one that
+      // cannot fail on any stored value, unlike a cast.
       const key = sql.raw(`'${property.propertyId}'`);
-      const expr = property.fieldType === 'NUMBER' ? sql`(records.data->>${key})::numeric` : sql`(records.data->>${key})`;
-      return { expr, direction: dir, nullable: true, label: property.propertyId };
+      return { expr: sql`(records.data -> ${key})`, direction: dir, nullable: true, label: property.propertyId, propertyId: property.propertyId };
     }
   }
 }
@@ -64,6 +72,16 @@ export function decodeCursor(sort: Sort, startKey: string | undefined): Cursor |
   if (typeof recordId !== 'string' || recordId.length > 64) throw invalid();
   if (value !== null && typeof value !== 'string' && typeof value !== 'number') throw invalid();
   if (value === null && !sort.nullable) throw invalid();
+  if (sort.propertyId !== undefined && value !== null) {
+    // A jsonb scalar's JSON text; anything else would only fail in SQL.
+    if (typeof value !== 'string' || value.length > 4096) throw invalid();
+    try {
+      const parsed: unknown = JSON.parse(value);
+      if (parsed === null) throw invalid();
+    } catch {
+      throw invalid();
+    }
+  }
   return { value, recordId };
 }
 
@@ -75,7 +93,8 @@ export function afterValued(sort: Sort, cursor: Cursor | undefined): RawBuilder<
   const present = sort.nullable ? sql<SqlBool>`${sort.expr} IS NOT NULL` : sql<SqlBool>`TRUE`;
   if (!cursor) return present;
   if (cursor.value === null) return sql<SqlBool>`FALSE`; // the cursor is already in the NULL phase
-  const value = sort.label === 'dateCreated' || sort.label === 'dateUpdated' ? sql`${cursor.value}::timestamptz` : sql`${cursor.value}`;
+  const value = sort.propertyId !== undefined ? sql`${cursor.value}::jsonb`
+    : sort.label === 'dateCreated' || sort.label === 'dateUpdated' ? sql`${cursor.value}::timestamptz` : sql`${cursor.value}`;
   return sql<SqlBool>`${present} AND (${sort.expr}, records.record_id) ${cmp(sort)} (${value}, ${cursor.recordId})`;
 }
 
@@ -92,6 +111,11 @@ export function orderValued(sort: Sort): RawBuilder<unknown> {
 
 export function orderNull(sort: Sort): RawBuilder<unknown> {
   return sql`records.record_id ${dir(sort)}`;
+}
+
+/** What the page query selects as `sort_key` (for properties, the jsonb value's exact JSON text). */
+export function cursorKey(sort: Sort): RawBuilder<unknown> {
+  return sort.propertyId !== undefined ? sql`(${sort.expr})::text` : sort.expr;
 }
 
 /** The cursor value of a row from the `sort_key` column the page query selects. */

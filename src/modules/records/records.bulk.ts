@@ -6,6 +6,7 @@ import type { Caller } from '../api-keys/api-keys.service.ts';
 import type { MembersService } from '../members/members.service.ts';
 import type { CountLimit } from '../plans/plan-limits.ts';
 import type { QuotaService } from '../plans/quota.service.ts';
+import { purgeLinksOfRecords } from '../relationships/relationships.purge.ts';
 import * as repo from './records.repository.ts';
 import type { BulkDeleteBody, BulkFailure, BulkRestoreBody, BulkResult, BulkUpdateItem, CreateRecordBody } from './records.schemas.ts';
 
@@ -42,6 +43,28 @@ export interface BulkDeps {
   members: MembersService;
   quota: QuotaService;
   clock: Clock;
+  hooks: RecordWriteHooks;
+}
+
+/**
+ * Told about every record write, inside its transaction (segments keep CACHED members with it).
+ * `recordsChanged` after records were created, changed, trashed or restored; `recordsDeleting`
+ * before records are deleted for good.
+ */
+export interface RecordWriteHooks {
+  recordsChanged(tx: TenantDb, entityId: string, recordIds: readonly string[]): Promise<void>;
+  recordsDeleting(tx: TenantDb, recordIds: readonly string[]): Promise<void>;
+}
+
+/** recordsChanged once per entity of the written records. */
+export async function notifyChanged(hooks: RecordWriteHooks, tx: TenantDb, written: Iterable<{ entityId: string; recordId: string }>): Promise<void> {
+  const byEntity = new Map<string, string[]>();
+  for (const { entityId, recordId } of written) {
+    const ids = byEntity.get(entityId);
+    if (ids) ids.push(recordId);
+    else byEntity.set(entityId, [recordId]);
+  }
+  for (const [entityId, ids] of byEntity) await hooks.recordsChanged(tx, entityId, ids);
 }
 
 /** What the records service lends the bulk operations, so both apply the same rules. */
@@ -112,7 +135,7 @@ export async function reserveUpTo(quota: QuotaService, tx: TenantDb, limit: Coun
 }
 
 export function createBulkOperations<V extends { entityId: string }>(deps: BulkDeps, helpers: BulkHelpers<V>): BulkOperations {
-  const { members, quota, clock } = deps;
+  const { members, quota, clock, hooks } = deps;
 
   return {
     async bulkCreate(tenant, caller, items) {
@@ -150,6 +173,7 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
         const created = valid.slice(0, granted);
         for (const { index } of valid.slice(granted)) failed.push({ index, ...failureOf(refusal) });
         await repo.insertRecordBatch(tx, created.map((c) => c.row), caller.memberId, now);
+        await notifyChanged(hooks, tx, created.map((c) => ({ entityId: c.row.entity_id, recordId: c.row.record_id })));
 
         failed.sort((a, b) => a.index! - b.index!);
         return { succeeded: created.length, failed, recordIds: created.map((c) => c.row.record_id) };
@@ -202,22 +226,27 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
         }
 
         await repo.updateRecordBatch(tx, changes, caller.memberId, now);
+        await notifyChanged(hooks, tx, changes.map((c) => ({ entityId: rows.get(c.record_id)!.entity_id, recordId: c.record_id })));
         return { succeeded: changes.length, failed };
       });
     },
 
     async bulkDelete(tenant, caller, { recordIds, permanent = false }) {
       return tenant.transaction(async (tx) => {
-        const { eligible, failed } = await decide(tx, caller, recordIds, (row) => {
+        const { eligible, failed, entityOf } = await decide(tx, caller, recordIds, (row) => {
           // Permanent delete also empties the trash; a soft delete of a trashed record is 410 as on its own.
           if (!permanent && row.is_deleted) throw errors.gone('Record');
           return true;
         });
         if (permanent) {
+          // The records are locked (decide): their links go first, giving relationships.max back.
+          await purgeLinksOfRecords(tx, quota, eligible);
+          await hooks.recordsDeleting(tx, eligible);
           const removed = await repo.deleteRecords(tx, eligible);
           await quota.release(tx, 'records.max', removed);
         } else {
           await repo.markDeleted(tx, eligible, true, new Date(clock()));
+          await notifyChanged(hooks, tx, eligible.map((recordId) => ({ entityId: entityOf(recordId), recordId })));
         }
         return { succeeded: eligible.length, failed };
       });
@@ -226,8 +255,9 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
     async bulkRestore(tenant, caller, { recordIds }) {
       return tenant.transaction(async (tx) => {
         // Restoring a live record succeeds without change, as POST /records/{id}/restore does.
-        const { eligible, unchanged, failed } = await decide(tx, caller, recordIds, (row) => row.is_deleted);
+        const { eligible, unchanged, failed, entityOf } = await decide(tx, caller, recordIds, (row) => row.is_deleted);
         await repo.markDeleted(tx, eligible, false, new Date(clock()));
+        await notifyChanged(hooks, tx, eligible.map((recordId) => ({ entityId: entityOf(recordId), recordId })));
         return { succeeded: eligible.length + unchanged.length, failed };
       });
     },
@@ -256,6 +286,6 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
         failed.push({ recordId, ...failureOf(error) });
       }
     }
-    return { eligible, unchanged, failed };
+    return { eligible, unchanged, failed, entityOf: (recordId: string) => rows.get(recordId)!.entity_id };
   }
 }

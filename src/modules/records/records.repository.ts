@@ -1,7 +1,7 @@
 import { sql, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
 import type { RecordsTable } from '../../db/schema.ts';
 import type { TenantDb } from '../../db/tenant.ts';
-import { afterNull, afterValued, cursorValue, orderNull, orderValued, type Cursor, type Sort } from './record-sort.ts';
+import { afterNull, afterValued, cursorKey, cursorValue, orderNull, orderValued, type Cursor, type Sort } from './record-sort.ts';
 
 export type RecordRow = Selectable<RecordsTable>;
 
@@ -52,6 +52,13 @@ export async function deleteRecords(tenant: TenantDb, recordIds: readonly string
 export interface PageQuery {
   entityId: string;
   where: RawBuilder<SqlBool>;
+  /** Whether `where` filters at all (false: it is TRUE). */
+  filtered?: boolean;
+  /**
+   * Whether an index delivers rows in this sort's order (system sorts always; property sorts
+   * once their sort indexes are built). Enables the probe below.
+   */
+  ordered?: boolean;
   sort: Sort;
   cursor: Cursor | undefined;
   limit: number;
@@ -60,21 +67,52 @@ export interface PageQuery {
 
 type PageRow = RecordRow & { sort_key: unknown };
 
+/** Candidates per probe, as multiples of the rows wanted: 8× finds a page at ≥ ~13 % selectivity, 64× at ≥ ~1.6 %. */
+const PROBE_FACTORS = [8, 64] as const;
+const PROBE_MAX = 20_000;
+
 /**
  * One keyset page: valued rows after the cursor in sort order, then (for nullable sorts) rows
  * without a value. Fetches limit + 1 rows to know whether another page exists.
+ *
+ * A filtered page is first looked for by *probing* (when an index delivers the sort order): the
+ * next N rows in sort order, with no filter, are read from the sort index (a LIMIT the planner
+ * can only answer with that index), and the filter is applied to those N alone. If that finds a
+ * page, or the N were all that remained, it is the exact answer: any matching row earlier in sort
+ * order is among the N. Otherwise the probe widens once, and then the plain query runs and the
+ * planner decides. Why: PostgreSQL has no statistics inside the JSONB document, so it estimates
+ * a 3-condition filter at ~1 row and picks "scan everything, then sort" (650 ms at 1 M records)
+ * where walking the sort index finds the page in a few hundred rows (docs/design/storage.md).
  */
 export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ rows: PageRow[]; next: Cursor | undefined }> {
-  const base = () => tenant.selectFrom('records').selectAll()
-    .select(sql`${q.sort.expr}`.as('sort_key'))
+  const scope = () => tenant.selectFrom('records')
     .where('entity_id', '=', q.entityId)
-    .where('is_deleted', '=', q.trashed ?? false)
-    .where(q.where);
+    .where('is_deleted', '=', q.trashed ?? false);
+  const plain = () => scope().selectAll().select(sql`${cursorKey(q.sort)}`.as('sort_key')).where(q.where);
+  const probing = q.filtered !== false && q.ordered === true;
 
-  const rows = await base().where(afterValued(q.sort, q.cursor)).orderBy(orderValued(q.sort)).limit(q.limit + 1).execute() as PageRow[];
+  async function phase(after: RawBuilder<SqlBool>, order: RawBuilder<unknown>, want: number): Promise<PageRow[]> {
+    if (probing) {
+      for (const factor of PROBE_FACTORS) {
+        const size = Math.min(PROBE_MAX, want * factor);
+        const candidates = scope().select('records.record_id').where(after).orderBy(order).limit(size);
+        const rows = await plain()
+          .select(sql<number>`c.candidates`.as('candidates'))
+          .innerJoin(sql`(SELECT c0.record_id, count(*) OVER () AS candidates FROM (${candidates}) AS c0)`.as('c'), (join) => join.on(sql<SqlBool>`c.record_id = records.record_id`))
+          .where(after).orderBy(order).limit(want)
+          .execute() as (PageRow & { candidates?: unknown })[];
+        const exhausted = rows.length > 0 && Number(rows[0]!.candidates) < size;
+        for (const row of rows) delete row.candidates;
+        if (rows.length >= want || exhausted) return rows;
+        if (size >= PROBE_MAX) break;
+      }
+    }
+    return await plain().where(after).orderBy(order).limit(want).execute() as PageRow[];
+  }
+
+  const rows = await phase(afterValued(q.sort, q.cursor), orderValued(q.sort), q.limit + 1);
   if (q.sort.nullable && rows.length <= q.limit) {
-    const rest = await base().where(afterNull(q.sort, q.cursor)).orderBy(orderNull(q.sort)).limit(q.limit + 1 - rows.length).execute() as PageRow[];
-    rows.push(...rest);
+    rows.push(...await phase(afterNull(q.sort, q.cursor), orderNull(q.sort), q.limit + 1 - rows.length));
   }
   if (rows.length <= q.limit) return { rows, next: undefined };
   const page = rows.slice(0, q.limit);
@@ -82,17 +120,43 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
   return { rows: page, next: { value: cursorValue(last.sort_key), recordId: last.record_id } };
 }
 
-/** Name matches for the fulltext endpoint: prefix matches first, then other substring matches. */
-export function searchByName(tenant: TenantDb, entityId: string, pattern: { prefix: string; contains: string }, limit: number): Promise<RecordRow[]> {
-  return tenant.selectFrom('records').selectAll()
+/**
+ * Name matches for the fulltext endpoint: prefix matches first, then other substring matches,
+ * each in (lower(name) COLLATE "C", record_id) order, in two bounded queries:
+ * 1. Prefix matches walk the name index (`records_by_name_c`, migration 0005) from the prefix:
+ *    LIKE 'p%' under the C collation is a range on that index, so the cost is the page, not the
+ *    number of matches.
+ * 2. Only if the page is not full: substring matches that are not prefix matches (the trigram
+ *    index finds them for 3+ characters).
+ * `text` is already escaped for LIKE and lower-cased.
+ */
+export async function searchByName(tenant: TenantDb, entityId: string, text: string, limit: number): Promise<RecordRow[]> {
+  const prefix = `${text}%`;
+  const base = () => tenant.selectFrom('records').selectAll()
     .where('entity_id', '=', entityId)
     .where('is_deleted', '=', false)
-    .where(sql<SqlBool>`records.name ILIKE ${pattern.contains}`)
-    .orderBy(sql`(records.name ILIKE ${pattern.prefix}) DESC`)
-    .orderBy(sql`lower(records.name)`)
+    .orderBy(sql`lower(records.name) COLLATE "C"`)
+    .orderBy('record_id');
+  const rows = await base().where(sql<SqlBool>`lower(records.name) COLLATE "C" LIKE ${prefix}`).limit(limit).execute();
+  if (rows.length >= limit) return rows;
+  const rest = await base()
+    .where(sql<SqlBool>`records.name ILIKE ${`%${text}%`}`)
+    .where(sql<SqlBool>`NOT (lower(records.name) COLLATE "C" LIKE ${prefix})`)
+    .limit(limit - rows.length)
+    .execute();
+  return [...rows, ...rest];
+}
+
+/** IDs of the entity's live records matching `where`, at most `limit`, in record ID order. */
+export async function selectRecordIds(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>, limit: number): Promise<string[]> {
+  const rows = await tenant.selectFrom('records').select('record_id')
+    .where('entity_id', '=', entityId)
+    .where('is_deleted', '=', false)
+    .where(where)
     .orderBy('record_id')
     .limit(limit)
     .execute();
+  return rows.map((row) => row.record_id);
 }
 
 /* ---------- Bulk writes: one statement per batch, the rows passed as one JSON document ---------- */
@@ -177,4 +241,37 @@ export async function markDeleted(tenant: TenantDb, recordIds: readonly string[]
     .where('is_deleted', '=', !deleted)
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
+}
+
+/* ---------- Condition evaluation for segments (counts, membership, explain) ---------- */
+
+/** Exact number of the entity's live records matching `where`. */
+export async function countRecords(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>): Promise<number> {
+  const row = await tenant.selectFrom('records').select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('entity_id', '=', entityId).where(sql<SqlBool>`NOT records.is_deleted`).where(where)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/**
+ * For each of the given records that is live in the entity, whether it matches each condition:
+ * `flags[i]` is condition i. One statement whatever the number of conditions.
+ */
+export async function evaluateRecords(tenant: TenantDb, entityId: string, recordIds: readonly string[], conditions: readonly RawBuilder<SqlBool>[]): Promise<Map<string, boolean[]>> {
+  const result = new Map<string, boolean[]>();
+  if (recordIds.length === 0 || conditions.length === 0) return result;
+  const rows = await tenant.selectFrom('records')
+    .select('records.record_id')
+    .select(sql<boolean[]>`ARRAY[${sql.join(conditions.map((c) => sql`coalesce((${c}), false)`))}]::boolean[]`.as('flags'))
+    .where('entity_id', '=', entityId).where(sql<SqlBool>`NOT records.is_deleted`)
+    .where('record_id', 'in', [...recordIds])
+    .execute();
+  for (const row of rows) result.set(row.record_id, row.flags);
+  return result;
+}
+
+/** `SELECT record_id` of the entity's live records matching `where`, for an INSERT … SELECT. */
+export function matchingRecordIds(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>) {
+  return tenant.selectFrom('records').select('records.record_id')
+    .where('entity_id', '=', entityId).where(sql<SqlBool>`NOT records.is_deleted`).where(where);
 }

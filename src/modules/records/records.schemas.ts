@@ -64,6 +64,7 @@ export const ListRecordsQuery = Type.Object({
   filters: Type.Optional(Type.String({ maxLength: 20_000, description: 'JSON {"<propertyId>": {"op": "...", "value": ...}}, ANDed' })),
   tags: Type.Optional(Type.String({ maxLength: 2000, description: 'comma-separated; records having any of them' })),
   ownerId: Type.Optional(Type.String({ maxLength: 64 })),
+  segmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only records in this segment (of the same entity)' })),
 }, { additionalProperties: false });
 export type ListRecordsQuery = Static<typeof ListRecordsQuery>;
 

@@ -10,12 +10,20 @@ import type { Caller } from '../api-keys/api-keys.service.ts';
 import type { EntitiesService } from '../entities/entities.service.ts';
 import type { MembersService } from '../members/members.service.ts';
 import type { QuotaService } from '../plans/quota.service.ts';
+import type { RelationshipFieldsLoader } from '../relationships/relationship-fields.ts';
 import { maskValue, normalizeValue } from '../properties/field-values.ts';
 import type { PropertiesService, RecordField } from '../properties/properties.service.ts';
+import type { PropertyIndexes } from './property-indexes.ts';
 import { decodeCursor, encodeCursor, resolveSort } from './record-sort.ts';
-import { createBulkOperations, type BulkOperations } from './records.bulk.ts';
+import { createBulkOperations, type BulkOperations, type RecordWriteHooks } from './records.bulk.ts';
 import * as repo from './records.repository.ts';
 import type { AdvancedSearchBody, CreateRecordBody, CrmRecord, ListRecordsQuery, UpdateRecordBody } from './records.schemas.ts';
+
+/** Whether a compiled condition is the bare `TRUE` of an empty AND (no filter at all). */
+function isTrue(where: RawBuilder<SqlBool>): boolean {
+  const node = where.toOperationNode() as { kind: string; sqlFragments?: readonly string[] };
+  return node.kind === 'RawNode' && node.sqlFragments?.length === 1 && node.sqlFragments[0]!.trim() === 'TRUE';
+}
 
 export interface RecordPage {
   data: CrmRecord[];
@@ -28,10 +36,24 @@ export interface RecordsService extends BulkOperations {
   update(tenant: TenantDb, caller: Caller, recordId: string, input: UpdateRecordBody): Promise<CrmRecord>;
   remove(tenant: TenantDb, caller: Caller, recordId: string): Promise<{ recordId: string; entityId: string }>;
   restore(tenant: TenantDb, caller: Caller, recordId: string): Promise<CrmRecord>;
-  list(tenant: TenantDb, caller: Caller, query: ListRecordsQuery): Promise<RecordPage>;
+  /** `scope`: an extra filter from another module (a segment's rules or membership). */
+  list(tenant: TenantDb, caller: Caller, query: ListRecordsQuery, scope?: RawBuilder<SqlBool>): Promise<RecordPage>;
   search(tenant: TenantDb, caller: Caller, body: AdvancedSearchBody): Promise<RecordPage>;
   fulltext(tenant: TenantDb, caller: Caller, entityId: string, q: string, limit: number): Promise<CrmRecord[]>;
   trash(tenant: TenantDb, caller: Caller, query: { entityId: string; limit?: number; startKey?: string }): Promise<RecordPage>;
+  /**
+   * IDs of the live records a bulk selector picks (keyword and filters exactly as GET /records),
+   * at most `max` of them in record ID order. Callers ask for one more than they accept to tell
+   * "too many" from "exactly enough".
+   */
+  selectIds(tenant: TenantDb, caller: Caller, selector: RecordSelector, max: number): Promise<string[]>;
+}
+
+export interface RecordSelector {
+  entityId: string;
+  keyword?: string;
+  filters?: string;
+  segmentId?: string;
 }
 
 export interface RecordsServiceDeps {
@@ -40,6 +62,13 @@ export interface RecordsServiceDeps {
   members: MembersService;
   quota: QuotaService;
   clock: Clock;
+  /** Adds the relationship types a condition input names to the catalog (relationship.<id> fields). */
+  relationshipFields: RelationshipFieldsLoader;
+  /** Segments: told of every write (CACHED members), and the filter of GET /records?segmentId=. */
+  hooks: RecordWriteHooks;
+  segmentFilter: (tenant: TenantDb, caller: Caller, segmentId: string, entityId: string) => Promise<RawBuilder<SqlBool>>;
+  /** Sorts by a property ask for its sort indexes (built in the background). */
+  propertyIndexes?: PropertyIndexes;
 }
 
 /** An entity as records see it: its live properties and the caller's view of them. */
@@ -53,7 +82,7 @@ interface EntityView {
 }
 
 export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
-  const { entities, properties, members, quota, clock } = deps;
+  const { entities, properties, members, quota, clock, relationshipFields } = deps;
 
   async function view(tenant: TenantDb, caller: Caller, entityId: string): Promise<EntityView> {
     await entities.requireUsable(tenant, caller, entityId);
@@ -137,18 +166,48 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
   async function page(tenant: TenantDb, v: EntityView, where: RawBuilder<SqlBool>, sortField: string | undefined, direction: 'asc' | 'desc' | undefined, limit: number | undefined, startKey: string | undefined, trashed = false): Promise<RecordPage> {
     const sort = resolveSort(sortField, direction, v.fields);
     const cursor = decodeCursor(sort, startKey);
-    const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, sort, cursor, limit: limit ?? 20, trashed });
+    if (sort.propertyId !== undefined && !trashed) deps.propertyIndexes?.sortedBy(tenant.accountId, v.entityId, sort.propertyId);
+    const ordered = sort.propertyId === undefined || deps.propertyIndexes?.ready(sort.propertyId) === true;
+    const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, filtered: !isTrue(where), ordered, sort, cursor, limit: limit ?? 20, trashed });
     const data = rows.map((row) => toRecord(row, v));
     return next ? { data, nextKey: encodeCursor(sort, next) } : { data };
   }
 
-  function compile(group: ConditionGroup, v: EntityView) {
-    return compileConditionGroup(group, v.catalog, { now: clock() });
+  function compile(group: ConditionGroup, catalog: Catalog) {
+    return compileConditionGroup(group, catalog, { now: clock() });
+  }
+
+  /**
+   * `filters` (JSON `{"<propertyId>" | "relationship.<typeId>" | system field: {op, value, where?}}`)
+   * and `keyword` as conditions, validated against the entity (and the relationship types named).
+   */
+  async function selectorConditions(tenant: TenantDb, caller: Caller, v: EntityView, query: { keyword?: string; filters?: string }) {
+    const conditions: Condition[] = [];
+    let catalog: Catalog = v.catalog;
+    if (query.filters !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(query.filters);
+      } catch {
+        throw errors.validation('filters: must be a JSON object {"<propertyId>": {"op": "...", "value": ...}}', [{ path: 'filters', message: 'malformed JSON' }]);
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw errors.validation('filters: must be a JSON object', [{ path: 'filters', message: 'must be an object' }]);
+      }
+      catalog = await relationshipFields.extend(tenant, caller, v.entityId, catalog, parsed);
+      for (const [key, spec] of Object.entries(parsed as Record<string, unknown>)) {
+        const { op, value, ...rest } = (typeof spec === 'object' && spec !== null ? spec : {}) as Record<string, unknown>;
+        const field = ['name', 'tags', 'ownerId', 'dateCreated', 'dateUpdated'].includes(key) || key.startsWith('relationship.') ? key : `data.${key}`;
+        conditions.push(validateCondition({ field, operator: op, ...(value === undefined ? {} : { value }), ...rest }, catalog, `filters.${key}`));
+      }
+    }
+    if (query.keyword) conditions.push({ field: 'name', operator: 'contains', value: query.keyword });
+    return { conditions, catalog };
   }
 
   return {
     // Bulk create/update/delete/restore: the same checks as the single endpoints, per item (records.bulk.ts).
-    ...createBulkOperations({ members, quota, clock }, { view, normalizeData: (v, data) => normalizeData(v, data) }),
+    ...createBulkOperations({ members, quota, clock, hooks: deps.hooks }, { view, normalizeData: (v, data) => normalizeData(v, data) }),
 
     async create(tenant, caller, input) {
       return tenant.transaction(async (tx) => {
@@ -170,6 +229,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
           date_created: now,
           date_updated: now,
         }]);
+        await deps.hooks.recordsChanged(tx, v.entityId, [row!.record_id]);
         return toRecord(row!, v);
       });
     },
@@ -200,6 +260,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
           updated_by: caller.memberId,
           date_updated: new Date(clock()),
         });
+        await deps.hooks.recordsChanged(tx, v.entityId, [recordId]);
         return toRecord(updated!, v);
       });
     },
@@ -208,6 +269,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       return tenant.transaction(async (tx) => {
         const { row } = await load(tx, caller, recordId, { lock: true });
         await repo.setDeleted(tx, [recordId], true, new Date(clock()));
+        await deps.hooks.recordsChanged(tx, row.entity_id, [recordId]);
         return { recordId, entityId: row.entity_id };
       });
     },
@@ -217,60 +279,55 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
         const { row, v } = await load(tx, caller, recordId, { lock: true, allowTrashed: true });
         if (!row.is_deleted) return toRecord(row, v);
         const [restored] = await repo.setDeleted(tx, [recordId], false, new Date(clock()));
+        await deps.hooks.recordsChanged(tx, row.entity_id, [recordId]);
         return toRecord(restored ?? row, v);
       });
     },
 
-    async list(tenant, caller, query) {
+    async list(tenant, caller, query, scope) {
       const v = await view(tenant, caller, query.entityId);
-      const conditions: Condition[] = [];
-      if (query.filters !== undefined) {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(query.filters);
-        } catch {
-          throw errors.validation('filters: must be a JSON object {"<propertyId>": {"op": "...", "value": ...}}', [{ path: 'filters', message: 'malformed JSON' }]);
-        }
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-          throw errors.validation('filters: must be a JSON object', [{ path: 'filters', message: 'must be an object' }]);
-        }
-        for (const [key, spec] of Object.entries(parsed as Record<string, unknown>)) {
-          const { op, value, ...rest } = (typeof spec === 'object' && spec !== null ? spec : {}) as Record<string, unknown>;
-          const field = ['name', 'tags', 'ownerId', 'dateCreated', 'dateUpdated'].includes(key) ? key : `data.${key}`;
-          conditions.push(validateCondition({ field, operator: op, ...(value === undefined ? {} : { value }), ...rest }, v.catalog, `filters.${key}`));
-        }
-      }
-      if (query.keyword) conditions.push({ field: 'name', operator: 'contains', value: query.keyword });
+      const { conditions, catalog } = await selectorConditions(tenant, caller, v, query);
       if (query.ownerId) conditions.push({ field: 'ownerId', operator: 'eq', value: query.ownerId });
       if (query.tags) {
         const tags = query.tags.split(',').map((t) => t.trim()).filter(Boolean);
         if (tags.length) conditions.push({ field: 'tags', operator: 'hasAnyOf', value: tags });
       }
       assertUnmaskedUse(v, conditions, query.sortField);
-      const where = compile({ operator: 'AND', conditions }, v);
+      let where = compile({ operator: 'AND', conditions }, catalog);
+      const scopes = [scope, query.segmentId === undefined ? undefined : await deps.segmentFilter(tenant, caller, query.segmentId, v.entityId)];
+      for (const extra of scopes) if (extra) where = isTrue(where) ? extra : sql<SqlBool>`(${where}) AND (${extra})`;
       return page(tenant, v, where, query.sortField, query.sortDirection, query.limit, query.startKey);
     },
 
     async search(tenant, caller, body) {
       const v = await view(tenant, caller, body.entityId);
-      const group = body.conditionGroup ? validateConditionGroup(body.conditionGroup, v.catalog) : { operator: 'AND' as const, conditions: [] };
+      const catalog = await relationshipFields.extend(tenant, caller, v.entityId, v.catalog, body.conditionGroup);
+      const group = body.conditionGroup ? validateConditionGroup(body.conditionGroup, catalog) : { operator: 'AND' as const, conditions: [] };
       const sortSpec = body.sortFields?.[0];
       const sortField = sortSpec?.replace(/^-/, '');
       assertUnmaskedUse(v, conditionsOf(group), sortField);
       const direction = sortSpec === undefined ? undefined : sortSpec.startsWith('-') ? 'desc' : 'asc';
-      return page(tenant, v, compile(group, v), sortField, direction, body.limit, body.startKey);
+      return page(tenant, v, compile(group, catalog), sortField, direction, body.limit, body.startKey);
     },
 
     async fulltext(tenant, caller, entityId, q, limit) {
       const v = await view(tenant, caller, entityId);
-      const text = escapeLike(q);
-      const rows = await repo.searchByName(tenant, entityId, { prefix: `${text}%`, contains: `%${text}%` }, limit);
+      const rows = await repo.searchByName(tenant, entityId, escapeLike(q.toLowerCase()), limit);
       return rows.map((row) => toRecord(row, v));
     },
 
     async trash(tenant, caller, query) {
       const v = await view(tenant, caller, query.entityId);
       return page(tenant, v, sql<SqlBool>`TRUE`, 'dateCreated', 'desc', query.limit, query.startKey, true);
+    },
+
+    async selectIds(tenant, caller, selector, max) {
+      const v = await view(tenant, caller, selector.entityId);
+      const { conditions, catalog } = await selectorConditions(tenant, caller, v, selector);
+      assertUnmaskedUse(v, conditions, undefined);
+      let where = compile({ operator: 'AND', conditions }, catalog);
+      if (selector.segmentId !== undefined) where = sql<SqlBool>`(${where}) AND (${await deps.segmentFilter(tenant, caller, selector.segmentId, v.entityId)})`;
+      return repo.selectRecordIds(tenant, v.entityId, where, max);
     },
   };
 }

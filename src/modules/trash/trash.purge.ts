@@ -3,6 +3,7 @@ import type { DB } from '../../db/schema.ts';
 import { tenantDb, type TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { createQuotaService, type QuotaService } from '../plans/quota.service.ts';
+import { purgeLinksOfRecords, purgeTypesOfEntity } from '../relationships/relationships.purge.ts';
 
 /**
  * Trash retention (API.md §3, §5): a trashed record is purged 14 days after it was trashed, a
@@ -16,11 +17,12 @@ import { createQuotaService, type QuotaService } from '../plans/quota.service.ts
  * - Work is done in bounded batches (`batchSize` records per statement), each batch in its own
  *   transaction that touches one account only, and each batch gives its plan slots back in that
  *   same transaction: at every commit, quota usage equals what is stored.
- * - Expired records: deleted, `records.max` released by the number deleted.
+ * - Expired records: deleted, `records.max` released by the number deleted; their relationships
+ *   first, releasing `relationships.max` (relationships.purge.ts).
  * - Expired entities: under the entity's row lock (FOR NO KEY UPDATE, which a restore waits for),
  *   re-checked as still trashed and expired, its records (live or trashed: all hold
  *   `records.max` slots) are deleted batch by batch releasing `records.max`; the batch that finds
- *   no more records also deletes the entity's properties, the entity, its entity-scoped
+ *   no more records also deletes the entity's properties, its relationship types, the entity, its entity-scoped
  *   quota_usage rows (properties.maxPerEntity and the other *.maxPerEntity counters) and releases
  *   one `entities.max` slot.
  * - Safe to run from several server processes at once: a row is deleted (and its slot released)
@@ -116,7 +118,7 @@ async function purgeAccount(tenant: TenantDb, cutoffs: Cutoffs, batch: number, q
   // 1. Records trashed before the cutoff (in live entities or not).
   for (;;) {
     const deleted = await tenant.transaction(async (tx) => {
-      const n = await deleteExpiredRecords(tx, cutoffs.records, batch);
+      const n = await deleteExpiredRecords(tx, quota, cutoffs.records, batch);
       await quota.release(tx, 'records.max', n);
       return n;
     });
@@ -156,13 +158,14 @@ async function purgeEntity(tenant: TenantDb, entityId: string, cutoffs: Cutoffs,
         .where('entity_id', '=', entityId).execute();
 
       // Live records first, then trashed ones: each matches one of the partial indexes.
-      let n = await deleteRecordsWhere(tx, sql<SqlBool>`records.entity_id = ${entityId} AND NOT records.is_deleted`, batch);
-      if (n < batch) n += await deleteRecordsWhere(tx, sql<SqlBool>`records.entity_id = ${entityId} AND records.is_deleted`, batch - n);
+      let n = await deleteRecordsWhere(tx, quota, sql<SqlBool>`records.entity_id = ${entityId} AND NOT records.is_deleted`, batch);
+      if (n < batch) n += await deleteRecordsWhere(tx, quota, sql<SqlBool>`records.entity_id = ${entityId} AND records.is_deleted`, batch - n);
       await quota.release(tx, 'records.max', n);
       if (n === batch) return { records: n, purged: false, more: true };
 
       // No records left: the entity's properties, its per-entity counters and the entity itself.
       await tx.deleteFrom('properties').where('entity_id', '=', entityId).execute();
+      await purgeTypesOfEntity(tx, quota, entityId);
       await tx.deleteFrom('quota_usage').where('scope', '=', entityId).execute();
       await tx.deleteFrom('entities').where('entity_id', '=', entityId).execute();
       await quota.release(tx, 'entities.max', 1);
@@ -179,12 +182,14 @@ async function purgeEntity(tenant: TenantDb, entityId: string, cutoffs: Cutoffs,
  * purge never deadlocks with bulk requests and two purgers split the work; skipped rows are left
  * for the next run.
  */
-async function deleteExpiredRecords(tx: TenantDb, cutoff: Date, limit: number): Promise<number> {
+async function deleteExpiredRecords(tx: TenantDb, quota: QuotaService, cutoff: Date, limit: number): Promise<number> {
   const rows = await tx.selectFrom('records').select('record_id')
     .where('is_deleted', '=', true).where('date_deleted', '<', cutoff)
     .limit(limit).forUpdate().skipLocked().execute();
   if (rows.length === 0) return 0;
-  const result = await tx.deleteFrom('records').where('record_id', 'in', rows.map((r) => r.record_id)).executeTakeFirst();
+  const ids = rows.map((r) => r.record_id);
+  await purgeLinksOfRecords(tx, quota, ids);
+  const result = await tx.deleteFrom('records').where('record_id', 'in', ids).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
 
@@ -193,8 +198,11 @@ async function deleteExpiredRecords(tx: TenantDb, cutoff: Date, limit: number): 
  * how many. The condition is on the DELETE itself too, so a row changed meanwhile is re-checked
  * on its new version.
  */
-async function deleteRecordsWhere(tx: TenantDb, where: RawBuilder<SqlBool>, limit: number): Promise<number> {
-  const chosen = tx.selectFrom('records').select('records.record_id').where(where).limit(limit);
+async function deleteRecordsWhere(tx: TenantDb, quota: QuotaService, where: RawBuilder<SqlBool>, limit: number): Promise<number> {
+  // Locked first: no link to them can be added between their links' removal and their own.
+  const chosen = (await tx.selectFrom('records').select('records.record_id').where(where).limit(limit).forUpdate().execute()).map((r) => r.record_id);
+  if (chosen.length === 0) return 0;
+  await purgeLinksOfRecords(tx, quota, chosen);
   const result = await tx.deleteFrom('records').where('records.record_id', 'in', chosen).where(where).executeTakeFirst();
   return Number(result.numDeletedRows);
 }

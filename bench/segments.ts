@@ -1,0 +1,81 @@
+import { createClient, measure, type Client } from './lib/client.ts';
+import { createCustomersEntity, loadCustomers, type PropertyIds } from './lib/generate-records.ts';
+import { summarize, type Summary } from './lib/stats.ts';
+import type { Target } from './lib/target.ts';
+
+/**
+ * Issue 6's budgets over BENCH_RECORDS customers (default 100,000; 1,000,000 for the issue):
+ * realtime count with a 2-level OR/AND tree, cached count, first page either way, full refresh,
+ * and what 20 CACHED segments add to a record update.
+ */
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 100_000);
+const READS = Number(process.env.BENCH_READS ?? 50);
+const V1 = '/crm-core/v1';
+
+function tree(ids: PropertyIds) {
+  const c = (field: string, operator: string, value?: unknown) => ({ field, operator, ...(value === undefined ? {} : { value }) });
+  return {
+    operator: 'OR',
+    conditions: [
+      { operator: 'AND', conditions: [c(`data.${ids.stage}`, 'in', ['PROPOSAL', 'WON']), c(`data.${ids.score}`, 'gte', 600)] },
+      { operator: 'AND', conditions: [c(`data.${ids.grade}`, 'eq', 'VIP'), c(`data.${ids.city}`, 'eq', '부산')] },
+    ],
+  };
+}
+
+async function ok(client: Client, method: string, path: string, body?: unknown) {
+  const res = await client.request(method, `${V1}${path}`, body);
+  if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+  return res.body;
+}
+
+export async function segmentsBench(target: Target): Promise<Summary[]> {
+  const client = createClient(target.baseUrl, target.creds);
+  const tag = `[${target.engine}, ${RECORDS.toLocaleString('en')} records]`;
+  const note = (text: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
+  const rows: Summary[] = [];
+  try {
+    const { entityId, ids } = await createCustomersEntity(client, 'segment-customers');
+    note(`loading ${RECORDS} records`);
+    const load = await loadCustomers(client, entityId, ids, { total: RECORDS, concurrency: 2 });
+    if (target.engine === 'postgres') {
+      await target.query('SET statement_timeout = 0');
+      await target.query('VACUUM (ANALYZE) records');
+    }
+    const conditions = tree(ids);
+
+    const realtime = await ok(client, 'POST', '/segments', { entityId, name: 'realtime', conditions });
+    const rtCount = await measure(READS, 1, () => client.request('GET', `${V1}/segments/${realtime.segmentId}/count`));
+    rows.push(summarize(`GET /segments/{id}/count REALTIME, 2-level tree ${tag}`, rtCount.latencies, rtCount.elapsedMs, 1));
+    const rtPage = await measure(READS, 1, () => client.request('GET', `${V1}/segments/${realtime.segmentId}/records?limit=20`));
+    rows.push(summarize(`GET /segments/{id}/records REALTIME page 1 ${tag}`, rtPage.latencies, rtPage.elapsedMs, 1));
+
+    const t0 = performance.now();
+    const cached = await ok(client, 'POST', '/segments', { entityId, name: 'cached', mode: 'CACHED', conditions });
+    note(`CACHED create (first build of ${cached.memberCount} members): ${(performance.now() - t0).toFixed(0)} ms`);
+    const refresh = await measure(3, 1, () => client.request('POST', `${V1}/segments/${cached.segmentId}/refresh`));
+    rows.push(summarize(`POST /segments/{id}/refresh (${cached.memberCount} members) ${tag}`, refresh.latencies, refresh.elapsedMs, 1));
+    const cCount = await measure(READS * 4, 1, () => client.request('GET', `${V1}/segments/${cached.segmentId}/count`));
+    rows.push(summarize(`GET /segments/{id}/count CACHED ${tag}`, cCount.latencies, cCount.elapsedMs, 1));
+    const cPage = await measure(READS * 4, 1, () => client.request('GET', `${V1}/segments/${cached.segmentId}/records?limit=20`));
+    rows.push(summarize(`GET /segments/{id}/records CACHED page 1 ${tag}`, cPage.latencies, cPage.elapsedMs, 1));
+
+    // Write overhead: the same updates with 1 and then 20 CACHED segments on the entity.
+    const sample = load.sampleIds;
+    const update = (i: number) => client.request('PATCH', `${V1}/records/${sample[(i * 7919) % sample.length]}`, { data: { [ids.score]: (i * 37) % 1000 } });
+    const before = await measure(READS * 4, 1, update);
+    rows.push(summarize(`PATCH /records/{id}, 1 CACHED segment ${tag}`, before.latencies, before.elapsedMs, 1));
+    for (let i = 0; i < 19; i++) {
+      // Selective rules (a narrow score band each) keep the 19 first builds short.
+      await ok(client, 'POST', '/segments', {
+        entityId, name: `band ${i}`, mode: 'CACHED',
+        conditions: { operator: 'AND', conditions: [{ field: `data.${ids.score}`, operator: 'between', value: [i * 50, i * 50 + 5] }] },
+      });
+    }
+    const after = await measure(READS * 4, 1, (i) => update(i + READS * 4));
+    rows.push(summarize(`PATCH /records/{id}, 20 CACHED segments ${tag}`, after.latencies, after.elapsedMs, 1));
+    return rows;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,159 @@
+import { sql, type Kysely } from 'kysely';
+import type { DB } from '../../db/schema.ts';
+
+/**
+ * Sort indexes per property, built on demand (docs/design/storage.md, "Property sort indexes").
+ *
+ * Property values live in one JSONB document, so no index made by a migration can order an
+ * entity's records by one of its properties: without one, the first page of a list sorted by a
+ * property reads and sorts every matching record (seconds at a million). When a list or search
+ * sorts by a property of an entity holding at least `minRecords` live records, this module
+ * builds, in the background and once per property, the two partial B-trees a keyset page walks:
+ *
+ *   records_s_<propertyId>  (account_id, entity_id, (data -> 'P'), record_id)
+ *                           WHERE NOT is_deleted AND (data -> 'P') IS NOT NULL   -- phase 1 (valued)
+ *   records_n_<propertyId>  (account_id, entity_id, record_id)
+ *                           WHERE NOT is_deleted AND entity_id = 'E' AND (data -> 'P') IS NULL  -- phase 2 (NULLs last)
+ *
+ * - The key is the jsonb value itself (`data -> 'P'`), not a cast: jsonb compares numbers
+ *   numerically and strings by collation, and an index expression that can never fail (unlike
+ *   `(data ->> 'P')::numeric`) cannot make a write fail after a property changes type.
+ * - Partial: the first holds only records that have the property (property IDs are unique, so
+ *   only that entity's records), the second only that entity's records without a value. Other
+ *   tenants' writes never touch either beyond evaluating the predicate.
+ * - Both lead with account_id (tenant-distributable, docs/design/scaling.md).
+ * - PostgreSQL builds them CONCURRENTLY (writes go on), one at a time per node, under an advisory
+ *   lock so two nodes never race on the same index; a failed concurrent build leaves an invalid
+ *   index, which the next attempt drops and rebuilds. PGlite (one connection) builds them inline.
+ * - Until an index is valid, sorts by the property still answer correctly, only slower.
+ */
+export interface PropertyIndexes {
+  /** A list/search sorted by this property: make sure its indexes exist (returns at once). */
+  sortedBy(accountId: string, entityId: string, propertyId: string): void;
+  /** Whether this node knows the property's sort indexes to be built and valid. */
+  ready(propertyId: string): boolean;
+  /** Resolves when no build is queued or running (tests, shutdown). */
+  idle(): Promise<void>;
+}
+
+export interface PropertyIndexesOptions {
+  db: Kysely<DB>;
+  /** Entities with fewer live records sort in memory fast enough; no index is built. Default 5,000. */
+  minRecords?: number;
+  /** How long a "too small" or failed answer is remembered before asking again. Default 60 s. */
+  recheckMs?: number;
+  onError?: (error: unknown, propertyId: string) => void;
+}
+
+const PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
+const ENTITY_ID = /^CRMET1\d{15}[A-Za-z0-9]{11}$/;
+/** pg_advisory_lock key: crm-core's record-index builds, one at a time across nodes. */
+const BUILD_LOCK = 0x63726d69;
+
+export const sortIndexName = (propertyId: string) => `records_s_${propertyId}`;
+export const nullIndexName = (propertyId: string) => `records_n_${propertyId}`;
+
+/** The two statements for a property (IDs validated: they are spliced into DDL). */
+export function propertyIndexDdl(entityId: string, propertyId: string, concurrently: boolean): { name: string; create: string }[] {
+  if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId)) throw new Error('refusing to build an index for an unvalidated ID');
+  const how = concurrently ? 'CONCURRENTLY ' : '';
+  const value = `(data -> '${propertyId}')`;
+  return [
+    {
+      name: sortIndexName(propertyId),
+      create: `CREATE INDEX ${how}IF NOT EXISTS "${sortIndexName(propertyId)}" ON records (account_id, entity_id, ${value}, record_id) WHERE NOT is_deleted AND ${value} IS NOT NULL`,
+    },
+    {
+      name: nullIndexName(propertyId),
+      create: `CREATE INDEX ${how}IF NOT EXISTS "${nullIndexName(propertyId)}" ON records (account_id, entity_id, record_id) WHERE NOT is_deleted AND entity_id = '${entityId}' AND ${value} IS NULL`,
+    },
+  ];
+}
+
+export function createPropertyIndexes(options: PropertyIndexesOptions): PropertyIndexes {
+  const { db } = options;
+  const minRecords = options.minRecords ?? 5_000;
+  const recheckMs = options.recheckMs ?? 60_000;
+  /** Property → state: 'ready', or the time before which it is not asked about again. */
+  const known = new Map<string, 'ready' | number>();
+  const queue: { accountId: string; entityId: string; propertyId: string }[] = [];
+  let running: Promise<void> | undefined;
+  let engine: Promise<'pglite' | 'postgres'> | undefined;
+
+  const engineOf = () => (engine ??= sql<{ v: string }>`SELECT version() AS v`.execute(db)
+    .then((r) => (r.rows[0]?.v.includes('PGlite') ? 'pglite' : 'postgres')));
+
+  async function validIndexes(names: string[]): Promise<number> {
+    const result = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE c.relname IN (${sql.join(names)}) AND i.indisvalid AND i.indisready`.execute(db);
+    return result.rows[0]?.n ?? 0;
+  }
+
+  async function enoughRecords(accountId: string, entityId: string): Promise<boolean> {
+    const result = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM (
+        SELECT 1 FROM records WHERE account_id = ${accountId} AND entity_id = ${entityId} AND NOT is_deleted LIMIT ${minRecords}
+      ) AS sample`.execute(db);
+    return (result.rows[0]?.n ?? 0) >= minRecords;
+  }
+
+  async function build(job: { accountId: string; entityId: string; propertyId: string }): Promise<void> {
+    const ddl = propertyIndexDdl(job.entityId, job.propertyId, (await engineOf()) === 'postgres');
+    const names = ddl.map((d) => d.name);
+    if (await validIndexes(names) === names.length) return void known.set(job.propertyId, 'ready');
+    if (!(await enoughRecords(job.accountId, job.entityId))) return void known.set(job.propertyId, Date.now() + recheckMs);
+    if ((await engineOf()) === 'pglite') {
+      for (const d of ddl) await sql.raw(d.create).execute(db);
+    } else {
+      // CONCURRENTLY cannot run in a transaction: one pooled connection, session settings reset after.
+      await db.connection().execute(async (conn) => {
+        const [locked] = (await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${BUILD_LOCK}) AS ok`.execute(conn)).rows;
+        if (!locked?.ok) return; // another node is building; asked again after recheckMs
+        try {
+          await sql`SET statement_timeout = 0`.execute(conn);
+          for (const d of ddl) {
+            // Under the lock nobody else is building: an invalid index is a failed build's leftover.
+            const [stale] = (await sql<{ n: number }>`
+              SELECT count(*)::int AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              WHERE c.relname = ${d.name} AND NOT (i.indisvalid AND i.indisready)`.execute(conn)).rows;
+            if (stale?.n) await sql.raw(`DROP INDEX CONCURRENTLY IF EXISTS "${d.name}"`).execute(conn);
+            await sql.raw(d.create).execute(conn);
+          }
+        } finally {
+          await sql`RESET statement_timeout`.execute(conn).catch(() => {});
+          await sql`SELECT pg_advisory_unlock(${BUILD_LOCK})`.execute(conn).catch(() => {});
+        }
+      });
+    }
+    known.set(job.propertyId, (await validIndexes(names)) === names.length ? 'ready' : Date.now() + recheckMs);
+  }
+
+  async function drain(): Promise<void> {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      try {
+        await build(job);
+      } catch (error) {
+        known.set(job.propertyId, Date.now() + recheckMs);
+        options.onError?.(error, job.propertyId);
+      }
+    }
+    running = undefined;
+  }
+
+  return {
+    sortedBy(accountId, entityId, propertyId) {
+      const state = known.get(propertyId);
+      if (state === 'ready' || (typeof state === 'number' && state > Date.now())) return;
+      if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId)) return;
+      // Queued or running: not asked again meanwhile.
+      known.set(propertyId, Number.POSITIVE_INFINITY);
+      queue.push({ accountId, entityId, propertyId });
+      running ??= drain();
+    },
+    ready: (propertyId) => known.get(propertyId) === 'ready',
+    async idle() {
+      while (running) await running;
+    },
+  };
+}

@@ -1,0 +1,147 @@
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
+import { AppError, errors } from '../../errors.ts';
+import type { TenantDb } from '../../db/tenant.ts';
+import type { Clock } from '../../lib/clock.ts';
+import { compileConditionGroup } from '../../query/compile.ts';
+import type { Condition, ConditionGroup } from '../../query/types.ts';
+import { catalogOf, conditionsOf, validateConditionGroup, type Catalog } from '../../query/validate.ts';
+import type { Caller } from '../api-keys/api-keys.service.ts';
+import type { PropertiesService } from '../properties/properties.service.ts';
+import type { RelationshipFieldsLoader } from '../relationships/relationship-fields.ts';
+import * as repo from './records.repository.ts';
+
+/**
+ * Condition groups stored by other modules (segments), evaluated over an entity's records.
+ *
+ * A stored group is re-validated against the entity as it is now, so a segment whose property
+ * was deleted or changed type is reported invalid (and matches nothing) instead of failing. It is
+ * resolved with the account's view (no caller): a segment means the same records to everyone
+ * who may read it; who may read it is checked by the caller's own request.
+ */
+export type Resolved = { valid: true; group: ConditionGroup; catalog: Catalog } | { valid: false; reason: string };
+
+/** An annotated condition tree: what each node evaluated to for one record (segment explain). */
+export type ExplainedNode =
+  | { operator: 'AND' | 'OR'; passed: boolean; conditions: ExplainedNode[] }
+  | (Condition & { passed: boolean });
+
+export interface ConditionEvaluation {
+  /** Validates a group for the entity: the group, or a 400 naming `path` (`conditions.…`). */
+  checkConditions(tenant: TenantDb, entityId: string, conditions: unknown, path?: string): Promise<ConditionGroup>;
+  /** The group as SQL over `records`, or undefined when it no longer fits the entity. */
+  conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown): Promise<RawBuilder<SqlBool> | undefined>;
+  /** Whether each given live record matches each group (invalid groups match nothing). */
+  evaluate(tenant: TenantDb, entityId: string, groups: readonly unknown[], recordIds: readonly string[]): Promise<Map<string, boolean[]>>;
+  /** `SELECT record_id` of the live records matching, for a set-based rebuild; undefined when invalid. */
+  matchingIds(tenant: TenantDb, entityId: string, conditions: unknown): Promise<ReturnType<typeof repo.matchingRecordIds> | undefined>;
+  /** Exact count of the live records matching `where` (from conditionsSql or a membership filter). */
+  countWhere(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>): Promise<number>;
+  /** Every node of the group evaluated for one live record; undefined when the record is not live in the entity. */
+  explain(tenant: TenantDb, entityId: string, group: ConditionGroup, recordId: string): Promise<ExplainedNode | undefined>;
+  resolve(tenant: TenantDb, entityId: string, conditions: unknown): Promise<Resolved>;
+  /** The entity's masked properties a group filters on (MEMBERs may not: it would reveal their values). */
+  maskedFieldsIn(tenant: TenantDb, entityId: string, group: ConditionGroup): Promise<string[]>;
+}
+
+const ACCOUNT_VIEW: Caller = { accountId: '', memberId: '', role: 'OWNER', apiKey: '', workspaceId: null };
+
+function isGroup(node: Condition | ConditionGroup): node is ConditionGroup {
+  return 'conditions' in node;
+}
+
+/** Every node of the tree in pre-order (the group itself first). */
+function nodesOf(group: ConditionGroup): (Condition | ConditionGroup)[] {
+  const out: (Condition | ConditionGroup)[] = [group];
+  for (const node of group.conditions) {
+    if (isGroup(node)) out.push(...nodesOf(node));
+    else out.push(node);
+  }
+  return out;
+}
+
+export function createConditionEvaluation(deps: { properties: PropertiesService; relationshipFields: RelationshipFieldsLoader; clock: Clock }): ConditionEvaluation {
+  const { properties, relationshipFields, clock } = deps;
+
+  /** The entity's catalog for all of `inputs` at once: its properties read once, the relationship types they name added. */
+  async function catalogFor(tenant: TenantDb, entityId: string, inputs: readonly unknown[]): Promise<Catalog> {
+    const fields = await properties.recordFields(tenant, entityId);
+    return relationshipFields.extend(tenant, { ...ACCOUNT_VIEW, accountId: tenant.accountId }, entityId, catalogOf(fields), inputs);
+  }
+
+  function validateWith(catalog: Catalog, conditions: unknown, path: string): Resolved {
+    try {
+      return { valid: true, group: validateConditionGroup(conditions, catalog, path), catalog };
+    } catch (error) {
+      if (error instanceof AppError && error.status < 500) return { valid: false, reason: error.message };
+      throw error;
+    }
+  }
+
+  async function resolve(tenant: TenantDb, entityId: string, conditions: unknown, path = 'conditions'): Promise<Resolved> {
+    let catalog: Catalog;
+    try {
+      catalog = await catalogFor(tenant, entityId, [conditions]);
+    } catch (error) {
+      if (error instanceof AppError && error.status < 500) return { valid: false, reason: error.message };
+      throw error;
+    }
+    return validateWith(catalog, conditions, path);
+  }
+
+  const compile = (group: ConditionGroup, catalog: Catalog) => compileConditionGroup(group, catalog, { now: clock() });
+
+  async function conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown) {
+    const resolved = await resolve(tenant, entityId, conditions);
+    return resolved.valid ? compile(resolved.group, resolved.catalog) : undefined;
+  }
+
+  return {
+    resolve: (tenant, entityId, conditions) => resolve(tenant, entityId, conditions),
+    conditionsSql,
+
+    async checkConditions(tenant, entityId, conditions, path = 'conditions') {
+      const resolved = await resolve(tenant, entityId, conditions, path);
+      if (!resolved.valid) throw errors.validation(resolved.reason, [{ path, message: resolved.reason }]);
+      return resolved.group;
+    },
+
+    async evaluate(tenant, entityId, groups, recordIds) {
+      // One catalog for every group: a write costs the same few queries however many segments watch it.
+      const catalog = await catalogFor(tenant, entityId, groups);
+      const compiled = groups.map((conditions) => {
+        const resolved = validateWith(catalog, conditions, 'conditions');
+        return resolved.valid ? compile(resolved.group, resolved.catalog) : sql<SqlBool>`false`;
+      });
+      return repo.evaluateRecords(tenant, entityId, recordIds, compiled);
+    },
+
+    async matchingIds(tenant, entityId, conditions) {
+      const where = await conditionsSql(tenant, entityId, conditions);
+      return where && repo.matchingRecordIds(tenant, entityId, where);
+    },
+
+    countWhere: repo.countRecords,
+
+    async maskedFieldsIn(tenant, entityId, group) {
+      const masked = new Set((await properties.recordFields(tenant, entityId)).filter((f) => f.isMasked).map((f) => f.propertyId));
+      return conditionsOf(group).map((c) => c.field.replace(/^data\./, '')).filter((id) => masked.has(id));
+    },
+
+    async explain(tenant, entityId, group, recordId) {
+      const resolved = await resolve(tenant, entityId, group);
+      if (!resolved.valid) return undefined;
+      const nodes = nodesOf(resolved.group);
+      const flags = (await repo.evaluateRecords(tenant, entityId, [recordId], nodes.map((node) =>
+        isGroup(node) ? compile(node, resolved.catalog) : compile({ operator: 'AND', conditions: [node] }, resolved.catalog)))).get(recordId);
+      if (!flags) return undefined;
+      let i = 0;
+      const annotate = (node: Condition | ConditionGroup): ExplainedNode => {
+        const passed = flags[i++]!;
+        return isGroup(node)
+          ? { operator: node.operator, passed, conditions: node.conditions.map(annotate) }
+          : { ...node, passed };
+      };
+      return annotate(resolved.group);
+    },
+  };
+}

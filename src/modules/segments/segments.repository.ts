@@ -1,0 +1,175 @@
+import { sql, type Expression, type Insertable, type RawBuilder, type Selectable, type SqlBool, type Updateable } from 'kysely';
+import type { SegmentsTable } from '../../db/schema.ts';
+import type { TenantDb } from '../../db/tenant.ts';
+import type { Caller } from '../api-keys/api-keys.service.ts';
+import { accessibleBy, inWorkspaceOf } from '../entities/entities.repository.ts';
+
+export type SegmentRow = Selectable<SegmentsTable>;
+export type NewSegmentRow = Omit<Insertable<SegmentsTable>, 'account_id'>;
+
+export function findSegment(tenant: TenantDb, segmentId: string, options: { lock?: boolean } = {}): Promise<SegmentRow | undefined> {
+  let query = tenant.selectFrom('segments').selectAll().where('segment_id', '=', segmentId);
+  if (options.lock) query = query.forUpdate();
+  return query.executeTakeFirst();
+}
+
+/** Segments of one entity (already checked usable), or of every live entity the caller may use; by priority. */
+export function listSegments(tenant: TenantDb, caller: Caller, entityId: string | undefined, cap: number): Promise<SegmentRow[]> {
+  let query = tenant.selectFrom('segments').selectAll();
+  if (entityId) {
+    query = query.where('entity_id', '=', entityId);
+  } else {
+    const usable = tenant.selectFrom('entities').select('entities.entity_id')
+      .where(sql<SqlBool>`NOT entities.is_deleted`).where(inWorkspaceOf(caller)).where(accessibleBy(caller));
+    query = query.where('entity_id', 'in', usable);
+  }
+  if (caller.workspaceId !== null) {
+    query = query.where((eb) => eb.or([eb('workspace_id', '=', caller.workspaceId), eb('workspace_id', 'is', null)]));
+  }
+  return query.orderBy('priority').orderBy('date_created').orderBy('segment_id').limit(cap).execute();
+}
+
+export async function nextPriority(tenant: TenantDb, entityId: string): Promise<number> {
+  const row = await tenant.selectFrom('segments').select(sql<number>`coalesce(max(priority), -1) + 1`.as('next'))
+    .where('entity_id', '=', entityId).executeTakeFirst();
+  return Number(row?.next ?? 0);
+}
+
+export function insertSegment(tenant: TenantDb, row: NewSegmentRow): Promise<SegmentRow> {
+  return tenant.insertInto('segments').values({ ...row, account_id: tenant.accountId }).returningAll().executeTakeFirstOrThrow();
+}
+
+export function updateSegment(tenant: TenantDb, segmentId: string, changes: Updateable<SegmentsTable>): Promise<SegmentRow> {
+  return tenant.updateTable('segments').set(changes).where('segment_id', '=', segmentId).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function deleteSegment(tenant: TenantDb, segmentId: string): Promise<void> {
+  await tenant.deleteFrom('segments').where('segment_id', '=', segmentId).execute();
+}
+
+/* ---------- CACHED membership ---------- */
+
+/**
+ * Active CACHED segments of an entity, for maintaining them after a write. `share` (writers) takes
+ * a key-share lock: writers do not block each other, but a rebuild (`exclusive`, FOR UPDATE)
+ * waits for them and they for it, so a rebuild never works from a snapshot a writer has changed.
+ */
+export function cachedSegmentsOf(tenant: TenantDb, entityId: string, lock: 'share' | 'exclusive'): Promise<SegmentRow[]> {
+  const query = tenant.selectFrom('segments').selectAll()
+    .where('entity_id', '=', entityId).where('mode', '=', 'CACHED').where('is_active', '=', true)
+    .orderBy('segment_id');
+  return (lock === 'share' ? query.forKeyShare() : query.forUpdate()).execute();
+}
+
+/** Locks one segment for a rebuild (see cachedSegmentsOf). */
+export async function lockForRebuild(tenant: TenantDb, segmentId: string): Promise<void> {
+  await tenant.selectFrom('segments').select('segment_id').where('segment_id', '=', segmentId).forUpdate().execute();
+}
+
+/** Every membership of these records (their exits, when they are deleted for good). */
+export function membershipsOf(tenant: TenantDb, recordIds: readonly string[]): Promise<MembershipChange[]> {
+  if (recordIds.length === 0) return Promise.resolve([]);
+  return tenant.selectFrom('segment_members').select(['segment_id as segmentId', 'record_id as recordId'])
+    .where('record_id', 'in', [...recordIds]).execute();
+}
+
+/** Which of `recordIds` are members of which of `segmentIds`: a set of `${segmentId} ${recordId}`. */
+export async function membersAmong(tenant: TenantDb, segmentIds: readonly string[], recordIds: readonly string[]): Promise<Set<string>> {
+  if (segmentIds.length === 0 || recordIds.length === 0) return new Set();
+  const rows = await tenant.selectFrom('segment_members').select(['segment_id', 'record_id'])
+    .where('segment_id', 'in', [...segmentIds]).where('record_id', 'in', [...recordIds]).execute();
+  return new Set(rows.map((r) => `${r.segment_id} ${r.record_id}`));
+}
+
+export interface MembershipChange {
+  segmentId: string;
+  recordId: string;
+}
+
+/**
+ * Applies entries and exits in one statement: members inserted/deleted, one event each,
+ * member_count moved by the difference.
+ */
+export async function applyMembershipChanges(tenant: TenantDb, entered: readonly MembershipChange[], exited: readonly MembershipChange[], now: Date): Promise<void> {
+  if (entered.length === 0 && exited.length === 0) return;
+  const doc = JSON.stringify({
+    entered: entered.map((c) => [c.segmentId, c.recordId]),
+    exited: exited.map((c) => [c.segmentId, c.recordId]),
+  });
+  const account = tenant.accountId;
+  // Counters are locked in segment order first: two writes changing the same segments cannot deadlock.
+  const changed = [...new Set([...entered, ...exited].map((c) => c.segmentId))].sort();
+  await tenant.selectFrom('segments').select('segment_id').where('segment_id', 'in', changed).orderBy('segment_id').forNoKeyUpdate().execute();
+  await tenant.executeRaw(sql`
+    WITH input AS (SELECT ${doc}::jsonb AS doc),
+    ins AS (
+      INSERT INTO segment_members (account_id, segment_id, record_id, date_entered)
+      SELECT ${account}, e->>0, e->>1, ${now}::timestamptz FROM input, jsonb_array_elements(doc->'entered') AS e
+      ON CONFLICT DO NOTHING
+      RETURNING segment_id, record_id
+    ),
+    del AS (
+      DELETE FROM segment_members m
+      USING input, jsonb_array_elements(input.doc->'exited') AS x
+      WHERE m.account_id = ${account} AND m.segment_id = x->>0 AND m.record_id = x->>1
+      RETURNING m.segment_id, m.record_id
+    ),
+    events AS (
+      INSERT INTO segment_events (account_id, segment_id, record_id, event_type, occurred_at)
+      SELECT ${account}, segment_id, record_id, 'segment.entered', ${now}::timestamptz FROM ins
+      UNION ALL
+      SELECT ${account}, segment_id, record_id, 'segment.exited', ${now}::timestamptz FROM del
+    ),
+    deltas AS (
+      SELECT segment_id, sum(d) AS d FROM (
+        SELECT segment_id, 1 AS d FROM ins UNION ALL SELECT segment_id, -1 FROM del
+      ) AS changes GROUP BY segment_id
+    )
+    UPDATE segments s SET member_count = s.member_count + deltas.d
+    FROM deltas WHERE s.account_id = ${account} AND s.segment_id = deltas.segment_id`);
+}
+
+/**
+ * Rebuilds a segment's members from `matching` (a SELECT of record_id) in one statement: exits
+ * for members that no longer match, entries for new matches, the exact count, lastEvaluatedAt.
+ * `matching` undefined empties the segment (it stopped being maintained); lastEvaluatedAt is then cleared.
+ */
+export async function rebuildMembers(tenant: TenantDb, segmentId: string, matching: Expression<unknown> | undefined, now: Date, options: { events: boolean }): Promise<void> {
+  const account = tenant.accountId;
+  const source = matching ?? sql`SELECT NULL::text AS record_id WHERE false`;
+  await tenant.executeRaw(sql`
+    WITH matching AS MATERIALIZED (${source}),
+    del AS (
+      DELETE FROM segment_members m
+      WHERE m.account_id = ${account} AND m.segment_id = ${segmentId}
+        AND NOT EXISTS (SELECT 1 FROM matching WHERE matching.record_id = m.record_id)
+      RETURNING m.record_id
+    ),
+    ins AS (
+      INSERT INTO segment_members (account_id, segment_id, record_id, date_entered)
+      SELECT ${account}, ${segmentId}, record_id, ${now}::timestamptz FROM matching
+      ON CONFLICT DO NOTHING
+      RETURNING record_id
+    ),
+    events AS (
+      INSERT INTO segment_events (account_id, segment_id, record_id, event_type, occurred_at)
+      SELECT ${account}, ${segmentId}, record_id, 'segment.entered', ${now}::timestamptz FROM ins WHERE ${options.events}::boolean
+      UNION ALL
+      SELECT ${account}, ${segmentId}, record_id, 'segment.exited', ${now}::timestamptz FROM del WHERE ${options.events}::boolean
+    )
+    UPDATE segments SET member_count = (SELECT count(*) FROM matching),
+      last_evaluated_at = ${matching === undefined ? null : now}::timestamptz
+    WHERE account_id = ${account} AND segment_id = ${segmentId}`);
+}
+
+/** A records filter: the record is a member of the CACHED segment (embedded in records' own query). */
+export function memberFilter(tenant: TenantDb, segmentId: string): RawBuilder<SqlBool> {
+  return sql<SqlBool>`EXISTS (SELECT 1 FROM segment_members sm
+    WHERE sm.account_id = ${tenant.accountId} AND sm.segment_id = ${segmentId} AND sm.record_id = records.record_id)`;
+}
+
+export function listEvents(tenant: TenantDb, segmentId: string, afterSeq: string | undefined, limit: number) {
+  let query = tenant.selectFrom('segment_events').selectAll().where('segment_id', '=', segmentId);
+  if (afterSeq !== undefined) query = query.where('seq', '>', afterSeq);
+  return query.orderBy('seq').limit(limit).execute();
+}

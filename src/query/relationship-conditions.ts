@@ -1,0 +1,177 @@
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
+import { errors } from '../errors.ts';
+import type { EvaluableRecord } from './evaluate.ts';
+import { RELATIONSHIP_OPERATORS, type Condition, type ConditionGroup, type RelationshipOperator } from './types.ts';
+import type { Catalog } from './validate.ts';
+
+/**
+ * `relationship.<relationshipTypeId>` conditions (API.md §6 [X]): records that have (`exists`),
+ * lack (`notExists`), or have at least / at most n (`countGte`, `countLte`) live related records
+ * of a type, optionally counting only the related records that match a nested `where` group.
+ *
+ *   { "field": "relationship.CRMRT1…", "operator": "countGte", "value": 3,
+ *     "where": { "operator": "AND", "conditions": [{ "field": "data.CRMPP1…", "operator": "eq", "value": "NEGOTIATION" }] } }
+ *
+ * validate.ts, compile.ts and evaluate.ts hand these conditions to this file. What a type means
+ * for an entity (which side it is on, the related entity's properties) is loaded by the
+ * relationships module before validation and travels in the catalog (`catalog.relationships`).
+ *
+ * Semantics: only live related records count (a trashed record's links are hidden, API.md §5);
+ * for a type from an entity to itself both directions count; `where` is a group over the related
+ * record with the full condition language except further relationship conditions (one hop).
+ */
+
+export type RelationshipSide = 'source' | 'target';
+
+/** What a relationship type is for the filtered entity. */
+export interface RelationshipField {
+  relationshipTypeId: string;
+  /** The side(s) of the type the filtered entity is on: both for a type from an entity to itself. */
+  sides: readonly RelationshipSide[];
+  /** The related entity's properties, for `where`; carries no relationships (no second hop). */
+  related: Catalog;
+  /** Related properties the caller may not filter on (masked ones, for MEMBERs): 403 in `where`. */
+  masked: ReadonlySet<string>;
+}
+
+const PREFIX = 'relationship.';
+const TYPE_ID = /^CRMRT1\d{15}[A-Za-z0-9]{11}$/;
+/** countGte/countLte take 0…MAX_COUNT. */
+export const MAX_COUNT = 100_000;
+
+export function isRelationshipField(field: unknown): field is string {
+  return typeof field === 'string' && field.startsWith(PREFIX);
+}
+
+/** The catalog with the relationship types conditions may use. */
+export function withRelationships(catalog: Catalog, relationships: ReadonlyMap<string, RelationshipField>): Catalog {
+  return Object.assign(new Map(catalog), { relationships });
+}
+
+/**
+ * The relationship type IDs a raw, unvalidated input names — as a condition's `field` or as a key
+ * of a `filters` object — so that exactly those types are loaded before validation. Bounded: the
+ * input is a request body, and validation refuses anything deeper anyway.
+ */
+export function relationshipTypeIdsIn(input: unknown): string[] {
+  const found = new Set<string>();
+  const visit = (value: unknown, depth: number): void => {
+    if (depth > 20 || typeof value !== 'object' || value === null || found.size >= 100) return;
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item, depth + 1);
+      return;
+    }
+    for (const [key, item] of Object.entries(value)) {
+      const named = key === 'field' ? item : key;
+      if (isRelationshipField(named) && TYPE_ID.test(named.slice(PREFIX.length))) found.add(named.slice(PREFIX.length));
+      visit(item, depth + 1);
+    }
+  };
+  visit(input, 0);
+  return [...found];
+}
+
+/** How validate.ts lends its group validator and its error type. */
+export interface NestedValidation {
+  group(input: unknown, catalog: Catalog, path: string): ConditionGroup;
+  fail(path: string, message: string): never;
+}
+
+function fieldsIn(group: ConditionGroup): string[] {
+  return group.conditions.flatMap((node) => ('conditions' in node ? fieldsIn(node) : [node.field]));
+}
+
+export function validateRelationshipCondition(input: Record<string, unknown>, catalog: Catalog, path: string, nested: NestedValidation): Condition {
+  for (const key of Object.keys(input)) {
+    if (!['field', 'operator', 'value', 'where'].includes(key)) nested.fail(`${path}.${key}`, 'unknown key in a relationship condition');
+  }
+  const field = input.field as string;
+  const typeId = field.slice(PREFIX.length);
+  const rel = TYPE_ID.test(typeId) ? catalog.relationships?.get(typeId) : undefined;
+  if (!rel) {
+    nested.fail(`${path}.field`, path.includes('.where')
+      ? 'relationship conditions cannot be nested inside a relationship\'s where (one hop only)'
+      : `"${typeId.slice(0, 64)}" is not a relationship type of this entity (one whose entities are both live and visible to you)`);
+  }
+  const operator = input.operator;
+  if (typeof operator !== 'string' || !(RELATIONSHIP_OPERATORS as readonly string[]).includes(operator)) {
+    nested.fail(`${path}.operator`, `must be one of ${RELATIONSHIP_OPERATORS.join(', ')} for a relationship`);
+  }
+  const counted = operator === 'countGte' || operator === 'countLte';
+  const value = input.value;
+  if (counted && (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_COUNT)) {
+    nested.fail(`${path}.value`, `${operator} takes a whole number from 0 to ${MAX_COUNT}`);
+  }
+  if (!counted && value !== undefined && value !== null) nested.fail(`${path}.value`, `${operator} takes no value`);
+
+  const out: Condition = { field, operator: operator as RelationshipOperator, ...(counted ? { value } : {}) };
+  if (input.where !== undefined && input.where !== null) {
+    const where = nested.group(input.where, rel.related, `${path}.where`);
+    const masked = fieldsIn(where).find((f) => rel.masked.has(f.replace(/^data\./, '')));
+    if (masked) throw errors.forbidden(`Property ${masked.replace(/^data\./, '')} is masked: filtering on it needs the ADMIN role.`);
+    out.where = where;
+  }
+  return out;
+}
+
+function relationshipFieldOf(condition: Condition, catalog: Catalog): RelationshipField {
+  const rel = catalog.relationships?.get(condition.field.slice(PREFIX.length));
+  if (!rel) throw new Error('refusing to use an unvalidated relationship condition');
+  return rel;
+}
+
+/** Compiles a nested `where` over the related record (alias given), with compile.ts's compiler. */
+export type CompileWhere = (where: ConditionGroup, catalog: Catalog, alias: string) => RawBuilder<SqlBool>;
+
+const RELATED = 'rel_record';
+
+/**
+ * The related live records of one direction, as a SELECT correlated with the outer row `alias`.
+ * account_id is taken from the outer row, which its own query has scoped to the tenant: the
+ * subquery can never reach another account's links.
+ */
+function linksOf(side: RelationshipSide, typeId: string, alias: string, where: RawBuilder<SqlBool>): RawBuilder<unknown> {
+  const [mine, theirs] = side === 'source' ? ['source_record_id', 'target_record_id'] : ['target_record_id', 'source_record_id'];
+  return sql`SELECT 1 FROM relationships AS rel_link
+    JOIN records AS ${sql.raw(RELATED)} ON ${sql.ref(`${RELATED}.account_id`)} = rel_link.account_id AND ${sql.ref(`${RELATED}.record_id`)} = ${sql.ref(`rel_link.${theirs}`)}
+    WHERE rel_link.account_id = ${sql.ref(`${alias}.account_id`)} AND rel_link.relationship_type_id = ${typeId}
+      AND ${sql.ref(`rel_link.${mine}`)} = ${sql.ref(`${alias}.record_id`)} AND NOT ${sql.ref(`${RELATED}.is_deleted`)} AND ${where}`;
+}
+
+/**
+ * exists / notExists → EXISTS per direction. countGte n / countLte n → a count that stops at n
+ * (or n + 1) related records: a record with 10,000 links costs what one with n costs.
+ */
+export function relationshipConditionSql(condition: Condition, catalog: Catalog, alias: string, compileWhere: CompileWhere): RawBuilder<SqlBool> {
+  const rel = relationshipFieldOf(condition, catalog);
+  const where = condition.where ? compileWhere(condition.where, rel.related, RELATED) : sql<SqlBool>`TRUE`;
+  const selects = rel.sides.map((side) => linksOf(side, rel.relationshipTypeId, alias, where));
+  const exists = sql<SqlBool>`(${sql.join(selects.map((s) => sql`EXISTS (${s})`), sql` OR `)})`;
+  const union = sql.join(selects, sql` UNION ALL `);
+  const n = condition.value as number;
+  switch (condition.operator as RelationshipOperator) {
+    case 'exists': return exists;
+    case 'notExists': return sql<SqlBool>`NOT ${exists}`;
+    case 'countGte': return sql<SqlBool>`(SELECT count(*) FROM (${union} LIMIT ${n}) AS rel_hits) >= ${n}`;
+    case 'countLte': return sql<SqlBool>`(SELECT count(*) FROM (${union} LIMIT ${n + 1}) AS rel_hits) <= ${n}`;
+  }
+}
+
+/** The same, in memory: `record.related[typeId]` lists the live related records (both directions). */
+export function evaluateRelationshipCondition(
+  condition: Condition,
+  record: EvaluableRecord,
+  catalog: Catalog,
+  evaluateWhere: (where: ConditionGroup, related: EvaluableRecord, catalog: Catalog) => boolean,
+): boolean {
+  const rel = relationshipFieldOf(condition, catalog);
+  const related = record.related?.[rel.relationshipTypeId] ?? [];
+  const where = condition.where;
+  const n = where ? related.filter((r) => evaluateWhere(where, r, rel.related)).length : related.length;
+  switch (condition.operator as RelationshipOperator) {
+    case 'exists': return n > 0;
+    case 'notExists': return n === 0;
+    case 'countGte': return n >= (condition.value as number);
+    case 'countLte': return n <= (condition.value as number);
+  }
+}

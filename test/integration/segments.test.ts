@@ -1,0 +1,251 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
+import type { Credentials } from '../helpers/sign.ts';
+import { expectError, uniq } from '../helpers/assertions.ts';
+
+/** /crm-core/v1/segments (API.md §7): CRUD, reads, REALTIME and CACHED membership, events. */
+
+const V1 = '/crm-core/v1';
+
+describe('segments', () => {
+  let t: TestApp;
+  let a: TestAccount;
+  let entityId: string;
+  let stage: string;
+  let score: string;
+
+  const call = (creds: Credentials, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown) => t.call(creds, method, `${V1}${url}`, body);
+  const ok = async (creds: Credentials, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, status = 200) => {
+    const res = await call(creds, method, url, body);
+    assert.equal(res.statusCode, status, `${method} ${url}: ${res.body}`);
+    return res.json();
+  };
+  const cond = (field: string, operator: string, value?: unknown) => ({ field, operator, ...(value === undefined ? {} : { value }) });
+  const and = (...conditions: unknown[]) => ({ operator: 'AND', conditions });
+  const or = (...conditions: unknown[]) => ({ operator: 'OR', conditions });
+
+  async function newRecord(name: string, data: Record<string, unknown>, tags: string[] = []) {
+    return (await ok(a, 'POST', '/records', { entityId, name, data, tags }, 201)).recordId as string;
+  }
+  async function memberIds(segmentId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let startKey: string | undefined;
+    do {
+      const page = await ok(a, 'GET', `/segments/${segmentId}/records?limit=200${startKey ? `&startKey=${encodeURIComponent(startKey)}` : ''}`);
+      ids.push(...page.data.map((r: { recordId: string }) => r.recordId));
+      startKey = page.nextKey;
+    } while (startKey);
+    return ids.sort();
+  }
+
+  before(async () => {
+    t = await startTestApp();
+    a = await t.newAccount();
+    entityId = (await ok(a, 'POST', '/entities', { name: '딜', slug: uniq('deals') }, 201)).entityId;
+    stage = (await ok(a, 'POST', '/properties', {
+      entityId, name: '단계', fieldType: 'DROPDOWN', options: ['LEAD', 'NEGOTIATION', 'WON'].map((value) => ({ label: value, value })),
+    }, 201)).propertyId;
+    score = (await ok(a, 'POST', '/properties', { entityId, name: '점수', fieldType: 'NUMBER' }, 201)).propertyId;
+  });
+  after(() => t.close());
+
+  test('CRUD: create, list by priority (bare array), get, patch, delete → {segmentId}; the shape', async () => {
+    const body = { entityId, name: '협상 중', conditions: and(cond(`data.${stage}`, 'eq', 'NEGOTIATION')), color: '#1E88E5', priority: 5 };
+    const created = await ok(a, 'POST', '/segments', body, 201);
+    assert.match(created.segmentId, /^CRMSG1\d{15}[A-Za-z0-9]{11}$/);
+    assert.deepEqual(
+      Object.keys(created).sort(),
+      ['accountId', 'color', 'conditions', 'createdBy', 'dateCreated', 'dateUpdated', 'description', 'entityId', 'isActive', 'isValid', 'mode', 'name', 'ownerId', 'priority', 'segmentId', 'updatedBy', 'workspaceId'],
+    );
+    assert.equal(created.mode, 'REALTIME');
+    assert.equal(created.isActive, true);
+    assert.equal(created.isValid, true);
+    assert.equal(created.ownerId, a.memberId);
+    assert.deepEqual(created.conditions, body.conditions);
+    const first = await ok(a, 'POST', '/segments', { entityId, name: '먼저', conditions: and(), priority: 1 }, 201);
+
+    const list = await ok(a, 'GET', `/segments?entityId=${entityId}`);
+    assert.ok(Array.isArray(list));
+    const order = list.map((s: { segmentId: string }) => s.segmentId);
+    assert.ok(order.indexOf(first.segmentId) < order.indexOf(created.segmentId), 'priority ascending');
+
+    assert.deepEqual(await ok(a, 'GET', `/segments/${created.segmentId}`), created);
+    const patched = await ok(a, 'PATCH', `/segments/${created.segmentId}`, { name: '협상', description: '설명' });
+    assert.equal(patched.name, '협상');
+    assert.equal(patched.description, '설명');
+    assert.deepEqual(patched.conditions, body.conditions, 'fields not sent are unchanged');
+
+    assert.deepEqual(await ok(a, 'DELETE', `/segments/${created.segmentId}`), { segmentId: created.segmentId });
+    expectError(await call(a, 'GET', `/segments/${created.segmentId}`), 404, 'NotFound');
+    expectError(await call(a, 'DELETE', `/segments/${created.segmentId}`), 404, 'NotFound');
+  });
+
+  test('only the creator or an OWNER may change or delete a segment', async () => {
+    const member = await t.addMember(a, 'MEMBER');
+    const other = await t.addMember(a, 'MEMBER');
+    const mine = await ok(member, 'POST', '/segments', { entityId, name: 'mine', conditions: and() }, 201);
+    expectError(await call(other, 'PATCH', `/segments/${mine.segmentId}`, { name: 'x' }), 403, 'Forbidden');
+    expectError(await call(other, 'DELETE', `/segments/${mine.segmentId}`), 403, 'Forbidden');
+    assert.equal((await ok(other, 'GET', `/segments/${mine.segmentId}`)).name, 'mine', 'others may read it');
+    await ok(member, 'PATCH', `/segments/${mine.segmentId}`, { name: 'still mine' });
+    await ok(a, 'DELETE', `/segments/${mine.segmentId}`);
+  });
+
+  test('conditions are validated on write with the JSON path; CACHED refuses relative dates', async () => {
+    const bad = await call(a, 'POST', '/segments', { entityId, name: 'bad', conditions: and(cond(`data.${score}`, 'contains', 'x')) });
+    expectError(bad, 400, 'ValidationError');
+    assert.match(bad.json().errorMessage, /conditions\.conditions\[0\]/);
+    expectError(await call(a, 'POST', '/segments', { entityId, name: 'bad', conditions: and(cond('data.CRMPP1260423081530123AAA11122233', 'eq', 1)) }), 400, 'ValidationError');
+    expectError(await call(a, 'POST', '/segments', {
+      entityId, name: 'recent', mode: 'CACHED', conditions: and(cond('dateCreated', 'withinLastDays', 7)),
+    }), 400, 'ValidationError');
+    await ok(a, 'POST', '/segments', { entityId, name: 'recent', mode: 'REALTIME', conditions: and(cond('dateCreated', 'withinLastDays', 7)) }, 201);
+    expectError(await call(a, 'POST', '/segments', { entityId: 'CRMET1260423081530123AAA11122233', name: 'x', conditions: and() }), 404, 'NotFound');
+    await t.services.quota.setLimits(a.tenant, { 'segments.maxPerEntity': 0 });
+    try {
+      expectError(await call(a, 'POST', '/segments', { entityId, name: 'over', conditions: and() }), 403, 'PlanQuotaExceeded');
+    } finally {
+      await t.services.quota.setLimits(a.tenant, { 'segments.maxPerEntity': null });
+    }
+  });
+
+  test('REALTIME: records, exact count, preview, explain, GET /records?segmentId', async () => {
+    const hot = await newRecord('hot', { [stage]: 'NEGOTIATION', [score]: 90 });
+    const cold = await newRecord('cold', { [stage]: 'LEAD', [score]: 10 });
+    const conditions = or(and(cond(`data.${stage}`, 'eq', 'NEGOTIATION'), cond(`data.${score}`, 'gte', 50)), cond('name', 'eq', 'vip'));
+    const segment = await ok(a, 'POST', '/segments', { entityId, name: 'hot deals', conditions }, 201);
+    const ids = await memberIds(segment.segmentId);
+    assert.ok(ids.includes(hot) && !ids.includes(cold));
+    assert.deepEqual(await ok(a, 'GET', `/segments/${segment.segmentId}/count`), { count: ids.length });
+    const viaRecords = await ok(a, 'GET', `/records?entityId=${entityId}&segmentId=${segment.segmentId}&limit=200`);
+    assert.deepEqual(viaRecords.data.map((r: { recordId: string }) => r.recordId).sort(), ids);
+
+    const preview = await ok(a, 'POST', '/segments/preview', { entityId, conditions });
+    assert.equal(preview.count, ids.length);
+    assert.ok(preview.sample.every((r: { recordId: string }) => ids.includes(r.recordId)));
+
+    const explainHot = await ok(a, 'GET', `/segments/${segment.segmentId}/explain/${hot}`);
+    assert.equal(explainHot.isMember, true);
+    assert.equal(explainHot.tree.passed, true);
+    assert.deepEqual(explainHot.tree.conditions.map((n: { passed: boolean }) => n.passed), [true, false]);
+    assert.deepEqual(explainHot.tree.conditions[0].conditions.map((n: { passed: boolean }) => n.passed), [true, true]);
+    const explainCold = await ok(a, 'GET', `/segments/${segment.segmentId}/explain/${cold}`);
+    assert.equal(explainCold.isMember, false);
+    assert.deepEqual(explainCold.tree.conditions[0].conditions.map((n: { passed: boolean }) => n.passed), [false, false]);
+
+    // Another entity's segment cannot filter this entity's records.
+    const otherEntity = (await ok(a, 'POST', '/entities', { name: 'o', slug: uniq('o') }, 201)).entityId;
+    const otherSegment = await ok(a, 'POST', '/segments', { entityId: otherEntity, name: 'o', conditions: and() }, 201);
+    expectError(await call(a, 'GET', `/records?entityId=${entityId}&segmentId=${otherSegment.segmentId}`), 400, 'ValidationError');
+    expectError(await call(a, 'GET', `/records?entityId=${entityId}&segmentId=CRMSG1260423081530123AAA11122233`), 404, 'NotFound');
+  });
+
+  test('CACHED: members follow every write at once, with entered/exited events and an O(1) count', async () => {
+    const before1 = await newRecord('c1', { [stage]: 'WON', [score]: 70 });
+    const segment = await ok(a, 'POST', '/segments', {
+      entityId, name: 'won', mode: 'CACHED', conditions: and(cond(`data.${stage}`, 'eq', 'WON')),
+    }, 201);
+    const wonNow = async () => (await ok(a, 'POST', '/records/search/advanced', {
+      entityId, conditionGroup: and(cond(`data.${stage}`, 'eq', 'WON')), limit: 200,
+    })).data.map((r: { recordId: string }) => r.recordId).sort();
+    const check = async () => {
+      const expected = await wonNow();
+      assert.deepEqual(await memberIds(segment.segmentId), expected);
+      assert.deepEqual(await ok(a, 'GET', `/segments/${segment.segmentId}/count`), { count: expected.length });
+      assert.equal((await ok(a, 'GET', `/segments/${segment.segmentId}`)).memberCount, expected.length);
+      return expected;
+    };
+    assert.ok((await check()).includes(before1), 'existing records are members from the start');
+
+    const r = await newRecord('c2', { [stage]: 'WON' });
+    assert.ok((await check()).includes(r), 'create enters');
+    await ok(a, 'PATCH', `/records/${r}`, { data: { [stage]: 'LEAD' } });
+    assert.ok(!(await check()).includes(r), 'update exits');
+    await ok(a, 'PATCH', `/records/${r}`, { data: { [stage]: 'WON' } });
+    await ok(a, 'DELETE', `/records/${r}`);
+    assert.ok(!(await check()).includes(r), 'trash exits');
+    await ok(a, 'POST', `/records/${r}/restore`);
+    assert.ok((await check()).includes(r), 'restore enters');
+    await ok(a, 'POST', '/records/bulk/update', { records: [{ recordId: r, data: { [stage]: 'LEAD' } }, { recordId: before1, tags: ['x'] }] });
+    await check();
+    await ok(a, 'POST', '/records/bulk/update', { records: [{ recordId: r, data: { [stage]: 'WON' } }] });
+    await ok(a, 'POST', '/records/bulk/delete', { recordIds: [r], permanent: true });
+    assert.ok(!(await check()).includes(r), 'permanent delete exits');
+
+    const events = await ok(a, 'GET', `/segments/${segment.segmentId}/events?limit=200`);
+    assert.deepEqual(events.data.filter((e: { recordId: string }) => e.recordId === r).map((e: { eventType: string }) => e.eventType), [
+      'segment.entered', 'segment.exited', 'segment.entered', 'segment.exited', 'segment.entered', 'segment.exited', 'segment.entered', 'segment.exited',
+    ]);
+    assert.ok(!events.data.some((e: { recordId: string }) => e.recordId === before1), 'the initial members are not entries');
+
+    const refreshed = await ok(a, 'POST', `/segments/${segment.segmentId}/refresh`);
+    assert.equal(refreshed.memberCount, (await wonNow()).length);
+    assert.ok(refreshed.lastEvaluatedAt);
+  });
+
+  test('a deleted or retyped property makes its segments invalid: no members, not an error', async () => {
+    const temp = (await ok(a, 'POST', '/properties', { entityId, name: uniq('temp'), fieldType: 'NUMBER' }, 201)).propertyId;
+    const rec = await newRecord('t', { [temp]: 5 });
+    const realtime = await ok(a, 'POST', '/segments', { entityId, name: 'rt', conditions: and(cond(`data.${temp}`, 'gte', 1)) }, 201);
+    const cached = await ok(a, 'POST', '/segments', { entityId, name: 'c', mode: 'CACHED', conditions: and(cond(`data.${temp}`, 'gte', 1)) }, 201);
+    assert.deepEqual(await memberIds(cached.segmentId), [rec]);
+    assert.deepEqual(await memberIds(realtime.segmentId), [rec]);
+
+    await ok(a, 'PATCH', `/properties/${temp}?force=true`, { fieldType: 'TEXT' });
+    for (const s of [realtime, cached]) {
+      const got = await ok(a, 'GET', `/segments/${s.segmentId}`);
+      assert.equal(got.isValid, false, 'retyped: gte no longer fits TEXT');
+      assert.match(got.invalidReason, /conditions/);
+      assert.deepEqual(await memberIds(s.segmentId), []);
+      assert.deepEqual(await ok(a, 'GET', `/segments/${s.segmentId}/count`), { count: 0 });
+      assert.equal((await ok(a, 'GET', `/segments/${s.segmentId}/explain/${rec}`)).tree, null);
+    }
+    await ok(a, 'DELETE', `/properties/${temp}`);
+    assert.equal((await ok(a, 'GET', `/segments/${realtime.segmentId}`)).isValid, false);
+  });
+
+  test('MEMBERs may not filter on masked properties through segments (403), ADMINs may', async () => {
+    const secret = (await ok(a, 'POST', '/properties', { entityId, name: uniq('secret'), fieldType: 'TEXT', isMasked: true }, 201)).propertyId;
+    await newRecord('masked', { [secret]: '9001-xyz' });
+    const conditions = and(cond(`data.${secret}`, 'startsWith', '9001'));
+    const member = await t.addMember(a, 'MEMBER');
+    expectError(await call(member, 'POST', '/segments/preview', { entityId, conditions }), 403, 'Forbidden');
+    expectError(await call(member, 'POST', '/segments', { entityId, name: 'guess', conditions }), 403, 'Forbidden');
+    const admin = await t.addMember(a, 'ADMIN');
+    assert.equal((await ok(admin, 'POST', '/segments/preview', { entityId, conditions })).count, 1);
+    const segment = await ok(admin, 'POST', '/segments', { entityId, name: 'admin made', conditions }, 201);
+    const anyRecord = (await ok(a, 'GET', `/records?entityId=${entityId}&limit=1`)).data[0].recordId;
+    expectError(await call(member, 'GET', `/segments/${segment.segmentId}/explain/${anyRecord}`), 403, 'Forbidden');
+  });
+
+  test('CACHED refuses relationship conditions (their links are not maintained yet); REALTIME takes them', async () => {
+    const companies = (await ok(a, 'POST', '/entities', { name: 'c', slug: uniq('companies') }, 201)).entityId;
+    const type = await ok(a, 'POST', '/relationships/types', { name: 'deals', sourceEntityId: companies, targetEntityId: entityId }, 201);
+    const conditions = and({ field: `relationship.${type.relationshipTypeId}`, operator: 'exists' });
+    expectError(await call(a, 'POST', '/segments', { entityId: companies, name: 'x', mode: 'CACHED', conditions }), 400, 'ValidationError');
+    const realtime = await ok(a, 'POST', '/segments', { entityId: companies, name: 'with deals', conditions }, 201);
+    const company = (await ok(a, 'POST', '/records', { entityId: companies, name: 'acme' }, 201)).recordId;
+    assert.deepEqual(await ok(a, 'GET', `/segments/${realtime.segmentId}/count`), { count: 0 });
+    const deal = await newRecord('deal', {});
+    await ok(a, 'POST', '/relationships', { relationshipTypeId: type.relationshipTypeId, sourceEntityId: companies, sourceRecordId: company, targetEntityId: entityId, targetRecordId: deal }, 201);
+    assert.deepEqual(await ok(a, 'GET', `/segments/${realtime.segmentId}/count`), { count: 1 });
+    expectError(await call(a, 'PATCH', `/segments/${realtime.segmentId}`, { mode: 'CACHED' }), 400, 'ValidationError');
+  });
+
+  test('record access and workspaces apply to every segment read', async () => {
+    const locked = (await ok(a, 'POST', '/entities', { name: 'locked', slug: uniq('locked'), recordAccess: 'ADMIN_ONLY' }, 201)).entityId;
+    const segment = await ok(a, 'POST', '/segments', { entityId: locked, name: 's', conditions: and() }, 201);
+    const member = await t.addMember(a, 'MEMBER');
+    for (const url of [`/segments/${segment.segmentId}`, `/segments/${segment.segmentId}/records`, `/segments/${segment.segmentId}/count`]) {
+      expectError(await call(member, 'GET', url), 403, 'Forbidden');
+    }
+    const listed = await ok(member, 'GET', '/segments');
+    assert.ok(!listed.some((s: { segmentId: string }) => s.segmentId === segment.segmentId));
+    const b = await t.newAccount();
+    expectError(await call(b, 'GET', `/segments/${segment.segmentId}`), 404, 'NotFound');
+    expectError(await call(b, 'DELETE', `/segments/${segment.segmentId}`), 404, 'NotFound');
+    await ok(a, 'DELETE', `/entities/${locked}`);
+    expectError(await call(a, 'GET', `/segments/${segment.segmentId}`), 410, 'Gone');
+  });
+});
