@@ -4,12 +4,15 @@
  * (p50/p95/p99/max latency and throughput) to paste into docs/benchmarks.md.
  */
 import { parseArgs } from 'node:util';
+import { eventsBench } from './events.ts';
 import { foundationBench } from './foundation.ts';
 import { metadataBench } from './metadata.ts';
 import { recordsBench } from './records.ts';
 import { relationshipsBench } from './relationships.ts';
 import { recordsScaleBench } from './records-scale.ts';
 import { segmentsBench } from './segments.ts';
+import { insightsBench } from './insights.ts';
+import { soakBench } from './soak.ts';
 import { markdownTable, type Summary } from './lib/stats.ts';
 import { startTarget, type Target } from './lib/target.ts';
 
@@ -20,12 +23,15 @@ const SUITES: Record<string, (target: Target) => Promise<Summary[]>> = {
   relationships: relationshipsBench,
   'records-scale': recordsScaleBench,
   segments: segmentsBench,
+  events: eventsBench,
+  insights: insightsBench,
+  soak: soakBench,
 };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { engine: { type: 'string', default: 'postgres' } } });
 const engines = values.engine === 'both' ? (['postgres', 'pglite'] as const) : [values.engine as 'postgres' | 'pglite'];
-// records-scale and segments load up to 1 M records: only when named.
-const suites = positionals.length ? positionals : Object.keys(SUITES).filter((s) => s !== 'records-scale' && s !== 'segments');
+// records-scale, segments and insights load up to 1 M records, soak runs for minutes: only when named.
+const suites = positionals.length ? positionals : Object.keys(SUITES).filter((s) => s !== 'records-scale' && s !== 'segments' && s !== 'insights' && s !== 'soak');
 
 for (const name of suites) if (!SUITES[name]) throw new Error(`unknown suite ${name}; known: ${Object.keys(SUITES).join(', ')}`);
 

@@ -39,6 +39,8 @@ export const errors = {
   conflict: (message: string) => new AppError(409, 'ConflictException', message),
   duplicateEntity: (message: string) => new AppError(409, 'DuplicateEntity', message),
   gone: (what: string, why = 'is in the trash') => new AppError(410, 'Gone', `${what} ${why}.`),
+  preconditionFailed: (what: string) =>
+    new AppError(412, 'PreconditionFailed', `${what} has changed since the version named in If-Match; read it again (GET returns its current ETag) and retry.`),
   payloadTooLarge: (limit: number) => new AppError(413, 'PayloadTooLarge', `The request body is larger than ${limit} bytes.`),
   unsupportedMediaType: (type: string) =>
     new AppError(415, 'UnsupportedMediaType', `Content-Type "${type}" is not supported; send application/json.`),

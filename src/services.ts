@@ -1,10 +1,14 @@
 import type { Kysely } from 'kysely';
 import type { DB } from './db/schema.ts';
+import type { TenantDb } from './db/tenant.ts';
+import type { RecordSet } from './modules/relationships/relationship-links.ts';
 import type { Clock } from './lib/clock.ts';
 import type { SecretBox } from './lib/secret-box.ts';
 import { createAccountsService, type AccountsService } from './modules/accounts/accounts.service.ts';
+import { createActivitiesService, type ActivitiesService } from './modules/activities/activities.service.ts';
 import { createApiKeysService, type ApiKeysService } from './modules/api-keys/api-keys.service.ts';
 import { createEntitiesService, type EntitiesService } from './modules/entities/entities.service.ts';
+import { createEventsService, type EventsService } from './modules/events/events.service.ts';
 import { createIdempotencyService, type IdempotencyService } from './modules/idempotency/idempotency.service.ts';
 import { createMembersService, type MembersService } from './modules/members/members.service.ts';
 import { createQuotaService, type QuotaService } from './modules/plans/quota.service.ts';
@@ -16,6 +20,8 @@ import { createRelationshipTypesService, type RelationshipTypesService } from '.
 import { createRelationshipsService, type RelationshipsService } from './modules/relationships/relationships.service.ts';
 import { createConditionEvaluation } from './modules/records/records.evaluation.ts';
 import { createSegmentsService, type SegmentsService } from './modules/segments/segments.service.ts';
+import { createInsightsService, type InsightsService } from './modules/insights/insights.service.ts';
+import { createRecordAggregates } from './modules/records/records.aggregate.ts';
 
 export interface Services {
   accounts: AccountsService;
@@ -28,6 +34,10 @@ export interface Services {
   relationshipTypes: RelationshipTypesService;
   relationships: RelationshipsService;
   segments: SegmentsService;
+  /** Aggregates, the board view and insight widgets (POST /records/aggregate, GET /entities/{id}/board|insights). */
+  insights: InsightsService;
+  activities: ActivitiesService;
+  events: EventsService;
   /** Sort indexes per property, built in the background on first use (records). */
   propertyIndexes: PropertyIndexes;
   /** The Idempotency-Key store (src/http/plugins/idempotency.ts). */
@@ -59,10 +69,15 @@ export function createServices(deps: {
   const accounts = createAccountsService({ db: deps.db, members, apiKeys });
   // Properties hang off entities; entities read their live properties back through a late-bound hook.
   // (The hook runs only on requests, after `properties` below is initialised.)
-  const entities = createEntitiesService({ members, quota, liveProperties: (tenant, entityId) => properties.liveInfo(tenant, entityId) });
-  // Segments keep CACHED members in step with record and property writes, and records read
-  // through segments (GET /records?segmentId=): the writers reach segments through late-bound hooks.
-  const late: { segments?: SegmentsService } = {};
+  // Segments keep CACHED members in step with entity, property, record and link writes, and
+  // records read through segments (GET /records?segmentId=): the writers reach segments, and
+  // segments reach relationships, through late-bound hooks (they run only on requests).
+  const late: { segments?: SegmentsService; relationships?: RelationshipsService } = {};
+  const entities = createEntitiesService({
+    members, quota,
+    liveProperties: (tenant, entityId) => properties.liveInfo(tenant, entityId),
+    visibilityChanged: (tx, entityId) => late.segments!.entityVisibilityChanged(tx, entityId),
+  });
   const properties = createPropertiesService({ entities, quota, definitionsChanged: (tx, entityId) => late.segments!.entityChanged(tx, entityId) });
   const propertyIndexes = createPropertyIndexes({
     db: deps.db,
@@ -74,16 +89,28 @@ export function createServices(deps: {
   const records = createRecordsService({
     entities, properties, members, quota, clock: deps.clock, propertyIndexes, relationshipFields,
     hooks: {
-      recordsChanged: (tx, entityId, recordIds) => late.segments!.recordsChanged(tx, entityId, recordIds),
+      recordsChanged: (tx, entityId, recordIds, fields) => late.segments!.recordsChanged(tx, entityId, recordIds, fields),
       recordsDeleting: (tx, recordIds) => late.segments!.recordsDeleting(tx, recordIds),
     },
     segmentFilter: (tenant, caller, segmentId, entityId) => late.segments!.recordFilter(tenant, caller, segmentId, entityId),
   });
   const evaluation = createConditionEvaluation({ properties, relationshipFields, clock: deps.clock });
-  const segments = createSegmentsService({ entities, members, quota, records, evaluation, clock: deps.clock });
+  const segments = createSegmentsService({ entities, members, quota, records, evaluation, clock: deps.clock, links: () => late.relationships! });
   late.segments = segments;
-  const relationshipTypes = createRelationshipTypesService({ entities, quota, clock: deps.clock });
-  const relationships = createRelationshipsService({ entities, properties, types: relationshipTypes, records, quota, clock: deps.clock });
+  const linkHooks = {
+    linksChanged: (tx: TenantDb, ends: readonly RecordSet[]) => segments.linksChanged(tx, ends),
+    typeRemoved: (tx: TenantDb, typeId: string) => segments.typeRemoved(tx, typeId),
+  };
+  const relationshipTypes = createRelationshipTypesService({ entities, quota, clock: deps.clock, hooks: linkHooks });
+  const relationships = createRelationshipsService({ entities, properties, types: relationshipTypes, records, quota, clock: deps.clock, hooks: linkHooks });
+  late.relationships = relationships;
+  const aggregates = createRecordAggregates({
+    entities, properties, relationshipFields, clock: deps.clock,
+    segmentFilter: (tenant, caller, segmentId, entityId) => segments.recordFilter(tenant, caller, segmentId, entityId),
+  });
+  const insights = createInsightsService({ entities, properties, records, aggregates, clock: deps.clock });
   const idempotency = createIdempotencyService({ db: deps.db, clock: deps.clock, pendingTimeoutMs: deps.idempotencyPendingTimeoutMs });
-  return { accounts, members, apiKeys, quota, entities, properties, records, relationshipTypes, relationships, segments, propertyIndexes, idempotency };
+  const activities = createActivitiesService({ entities, records, members, clock: deps.clock });
+  const events = createEventsService({ entities, records, clock: deps.clock });
+  return { accounts, members, apiKeys, quota, entities, properties, records, relationshipTypes, relationships, segments, activities, events, insights, propertyIndexes, idempotency };
 }

@@ -26,7 +26,7 @@ export function mulberry32(seed: number): () => number {
 }
 
 /** The generator of record n: a hash of (seed, n) so neighbouring records are unrelated. */
-function rngFor(seed: number, n: number): () => number {
+export function rngFor(seed: number, n: number): () => number {
   let h = Math.imul(seed ^ 0x9E3779B9, 0x85EBCA6B) ^ Math.imul(n + 1, 0xC2B2AE35);
   h = Math.imul(h ^ (h >>> 16), 0x7FEB352D);
   h = Math.imul(h ^ (h >>> 15), 0x846CA68B);
@@ -34,7 +34,7 @@ function rngFor(seed: number, n: number): () => number {
 }
 
 /** Picks from `values` with probability ∝ weight (cumulative table built once). */
-function weighted<T>(values: readonly T[], weights: readonly number[]): (r: number) => T {
+export function weighted<T>(values: readonly T[], weights: readonly number[]): (r: number) => T {
   const total = weights.reduce((a, b) => a + b, 0);
   const cumulative: number[] = [];
   let sum = 0;

@@ -18,6 +18,8 @@ import type { Credentials } from '../../test/helpers/sign.ts';
 export interface Target {
   engine: 'postgres' | 'pglite';
   baseUrl: string;
+  /** The server process's pid (for its RSS in /proc/<pid>/status). */
+  pid: number;
   creds: Credentials & { accountId: string; memberId: string };
   env: Record<string, string>;
   /**
@@ -95,6 +97,7 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
   return {
     engine,
     baseUrl: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
     creds: { accountId: account.accountId, memberId: account.owner.memberId, apiKey: account.key.apiKey, apiSecret: account.key.apiSecret },
     env,
     async query(text) {

@@ -86,6 +86,8 @@ export interface EntitiesTable {
   date_deleted: Timestamp | null;
   /** Set by the trash purge before its first batch; a restore is refused from then on. */
   purge_started_at: Timestamp | null;
+  /** Row version (0010): +1 in every UPDATE of the row; the API's ETag. */
+  version: Generated<number>;
   created_by: string | null;
   updated_by: string | null;
   date_created: Timestamp;
@@ -111,6 +113,8 @@ export interface PropertiesTable {
   options: Json<PropertyOptionJson[]>;
   is_masked: ColumnType<boolean, boolean | undefined, boolean>;
   key: string | null;
+  /** Row version (0010): +1 in every UPDATE of the row; the API's ETag. */
+  version: Generated<number>;
   is_deleted: ColumnType<boolean, boolean | undefined, boolean>;
   date_deleted: Timestamp | null;
   created_by: string | null;
@@ -127,6 +131,8 @@ export interface RecordsTable {
   /** Property values by property ID, normalised per field type. */
   data: Json<Record<string, unknown>>;
   tags: ColumnType<string[], string[] | undefined, string[]>;
+  /** Row version (0010): +1 in every UPDATE of the row; the API's ETag. */
+  version: Generated<number>;
   owner_id: string | null;
   is_deleted: ColumnType<boolean, boolean | undefined, boolean>;
   date_deleted: Timestamp | null;
@@ -181,6 +187,10 @@ export interface SegmentsTable {
   owner_id: string | null;
   member_count: ColumnType<number, number | undefined, number>;
   last_evaluated_at: Timestamp | null;
+  /** Row version (0010): +1 in every UPDATE of the row; the API's ETag. */
+  version: Generated<number>;
+  /** Relationship types the conditions name: writes across them can move members (segments.maintenance.ts). */
+  depends_on_types: ColumnType<string[], string[] | undefined, string[]>;
   created_by: string | null;
   updated_by: string | null;
   date_created: Timestamp;
@@ -201,6 +211,52 @@ export interface SegmentEventsTable {
   record_id: string;
   event_type: 'segment.entered' | 'segment.exited';
   occurred_at: Timestamp;
+}
+
+export type ActivityType = 'CALL' | 'EMAIL' | 'MEETING' | 'NOTE' | 'TASK' | 'MESSAGE' | 'OTHER';
+export type ActivityOutcome = 'COMPLETED' | 'CANCELLED' | 'RESCHEDULED' | 'NO_ANSWER' | 'PENDING';
+
+/** An activity (0012): on a record, or a standalone calendar item (record_id NULL, API "CALENDAR"). */
+export interface ActivitiesTable {
+  account_id: string;
+  activity_id: string;
+  workspace_id: string | null;
+  entity_id: string | null;
+  record_id: string | null;
+  activity_type: ActivityType;
+  subject: string | null;
+  description: string | null;
+  related_record_ids: ColumnType<string[], string[] | undefined, string[]>;
+  attachment_ids: ColumnType<string[], string[] | undefined, string[]>;
+  outcome: ActivityOutcome | null;
+  outcome_note: string | null;
+  scheduled_at: Timestamp | null;
+  due_date: Timestamp | null;
+  completed_at: Timestamp | null;
+  assigned_member_ids: ColumnType<string[], string[] | undefined, string[]>;
+  duration_minutes: number | null;
+  metadata: Json<Record<string, unknown>>;
+  visibility: 'PRIVATE' | 'PUBLIC';
+  owner_id: string | null;
+  created_by: string | null;
+  updated_by: string | null;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+}
+
+/** A record's event (0012): append-only. */
+export interface EventsTable {
+  account_id: string;
+  event_id: string;
+  entity_id: string;
+  record_id: string;
+  event_type: string;
+  category: string | null;
+  label: string | null;
+  value: number | null;
+  properties: Json<Record<string, unknown>>;
+  occurred_at: Timestamp;
+  date_created: Timestamp;
 }
 
 /** One claimed Idempotency-Key and, once the request finished, the response it got (0007). */
@@ -238,6 +294,8 @@ export interface DB {
   segment_members: SegmentMembersTable;
   segment_events: SegmentEventsTable;
   idempotency_keys: IdempotencyKeysTable;
+  activities: ActivitiesTable;
+  events: EventsTable;
 }
 
 /** Every table that holds one tenant's rows; each has `account_id` leading its keys. */

@@ -5,15 +5,19 @@ import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 import type { RateLimiter } from '../lib/rate-limiter.ts';
+import { activitiesRoutes } from '../modules/activities/activities.routes.ts';
 import { apiKeysRoutes } from '../modules/api-keys/api-keys.routes.ts';
 import { entitiesRoutes } from '../modules/entities/entities.routes.ts';
+import { eventsRoutes } from '../modules/events/events.routes.ts';
 import { membersRoutes } from '../modules/members/members.routes.ts';
 import { usageRoutes } from '../modules/plans/usage.routes.ts';
 import { propertiesRoutes } from '../modules/properties/properties.routes.ts';
 import { DEFAULT_BULK_BODY_LIMIT, recordsRoutes } from '../modules/records/records.routes.ts';
 import { relationshipsRoutes } from '../modules/relationships/relationships.routes.ts';
 import { segmentsRoutes } from '../modules/segments/segments.routes.ts';
-import { handleFrameworkError, registerErrorHandling } from './error-handler.ts';
+import { insightsRoutes } from '../modules/insights/insights.routes.ts';
+import { handleClientError, handleFrameworkError, registerErrorHandling } from './error-handler.ts';
+import { registerETags } from './etag.ts';
 import { opsRoutes } from './ops.routes.ts';
 import { registerAuth } from './plugins/auth.ts';
 import { registerIdempotency } from './plugins/idempotency.ts';
@@ -60,6 +64,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Routing errors (bad percent-encoding, over-long path parameters) in our error format.
     frameworkErrors: handleFrameworkError,
+    // Requests Node's HTTP parser refuses (oversized headers, malformed HTTP), in our format too.
+    clientErrorHandler: handleClientError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -83,6 +89,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Order matters: authenticate, then count the request, then claim its Idempotency-Key.
     if (options.rateLimiter) registerRateLimit(api, { limiter: options.rateLimiter });
     registerIdempotency(api, { idempotency: options.services.idempotency });
+    registerETags(api);
     await api.register(membersRoutes, { members: options.services.members });
     await api.register(apiKeysRoutes, { apiKeys: options.services.apiKeys });
     await api.register(usageRoutes, { quota: options.services.quota });
@@ -90,11 +97,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(propertiesRoutes, { properties: options.services.properties });
     await api.register(recordsRoutes, { records: options.services.records, bulkBodyLimit: options.bulkBodyLimit });
     await api.register(segmentsRoutes, { segments: options.services.segments });
+    await api.register(insightsRoutes, { insights: options.services.insights });
     await api.register(relationshipsRoutes, {
       types: options.services.relationshipTypes,
       relationships: options.services.relationships,
       bulkBodyLimit: options.bulkBodyLimit ?? DEFAULT_BULK_BODY_LIMIT,
     });
+    await api.register(activitiesRoutes, { activities: options.services.activities });
+    await api.register(eventsRoutes, { events: options.services.events, bulkBodyLimit: options.bulkBodyLimit ?? DEFAULT_BULK_BODY_LIMIT });
   }, { prefix: API_PREFIX });
 
   return app;

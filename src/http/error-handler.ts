@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errors } from '../errors.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
@@ -119,4 +122,26 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
   const known = toAppError(error, request);
   if (!known) request.log.error({ err: error }, 'routing failed');
   return send(reply, known ?? internalError());
+}
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses before any route sees them
+ * (headers over the server's limit, 16 KiB by default → 431; a malformed request line or header,
+ * conflicting Content-Length/Transfer-Encoding, broken chunking → 400; a request not received within
+ * requestTimeout → 408). Same statuses as Fastify's default handler, in our error format; the
+ * connection is closed, as the parser's state is unknown.
+ */
+export function handleClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'The request line and headers are larger than the server accepts.']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'The request was not received in time.']
+    : [400, 'The request is not valid HTTP/1.1.'];
+  this.log.debug({ err: error }, 'client error');
+  const body = JSON.stringify({ errorCode: 'ValidationError', errorMessage: message });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n`
+      + `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
 }

@@ -16,7 +16,8 @@ import type { Catalog } from './validate.ts';
  * for an entity (which side it is on, the related entity's properties) is loaded by the
  * relationships module before validation and travels in the catalog (`catalog.relationships`).
  *
- * Semantics: only live related records count (a trashed record's links are hidden, API.md §5);
+ * Semantics: only live related records count (a trashed record's links are hidden, API.md §5), and
+ * for a workspace-bound caller only its workspace's and account-wide links;
  * for a type from an entity to itself both directions count; `where` is a group over the related
  * record with the full condition language except further relationship conditions (one hop).
  */
@@ -32,6 +33,8 @@ export interface RelationshipField {
   related: Catalog;
   /** Related properties the caller may not filter on (masked ones, for MEMBERs): 403 in `where`. */
   masked: ReadonlySet<string>;
+  /** The caller's workspace: only its links and account-wide ones count (absent or null: all). */
+  workspaceId?: string | null;
 }
 
 const PREFIX = 'relationship.';
@@ -130,12 +133,13 @@ const RELATED = 'rel_record';
  * account_id is taken from the outer row, which its own query has scoped to the tenant: the
  * subquery can never reach another account's links.
  */
-function linksOf(side: RelationshipSide, typeId: string, alias: string, where: RawBuilder<SqlBool>): RawBuilder<unknown> {
+function linksOf(side: RelationshipSide, typeId: string, workspaceId: string | null, alias: string, where: RawBuilder<SqlBool>): RawBuilder<unknown> {
   const [mine, theirs] = side === 'source' ? ['source_record_id', 'target_record_id'] : ['target_record_id', 'source_record_id'];
+  const inWorkspace = workspaceId === null ? sql`TRUE` : sql`(rel_link.workspace_id = ${workspaceId} OR rel_link.workspace_id IS NULL)`;
   return sql`SELECT 1 FROM relationships AS rel_link
     JOIN records AS ${sql.raw(RELATED)} ON ${sql.ref(`${RELATED}.account_id`)} = rel_link.account_id AND ${sql.ref(`${RELATED}.record_id`)} = ${sql.ref(`rel_link.${theirs}`)}
     WHERE rel_link.account_id = ${sql.ref(`${alias}.account_id`)} AND rel_link.relationship_type_id = ${typeId}
-      AND ${sql.ref(`rel_link.${mine}`)} = ${sql.ref(`${alias}.record_id`)} AND NOT ${sql.ref(`${RELATED}.is_deleted`)} AND ${where}`;
+      AND ${sql.ref(`rel_link.${mine}`)} = ${sql.ref(`${alias}.record_id`)} AND NOT ${sql.ref(`${RELATED}.is_deleted`)} AND ${inWorkspace} AND ${where}`;
 }
 
 /**
@@ -145,7 +149,7 @@ function linksOf(side: RelationshipSide, typeId: string, alias: string, where: R
 export function relationshipConditionSql(condition: Condition, catalog: Catalog, alias: string, compileWhere: CompileWhere): RawBuilder<SqlBool> {
   const rel = relationshipFieldOf(condition, catalog);
   const where = condition.where ? compileWhere(condition.where, rel.related, RELATED) : sql<SqlBool>`TRUE`;
-  const selects = rel.sides.map((side) => linksOf(side, rel.relationshipTypeId, alias, where));
+  const selects = rel.sides.map((side) => linksOf(side, rel.relationshipTypeId, rel.workspaceId ?? null, alias, where));
   const exists = sql<SqlBool>`(${sql.join(selects.map((s) => sql`EXISTS (${s})`), sql` OR `)})`;
   const union = sql.join(selects, sql` UNION ALL `);
   const n = condition.value as number;

@@ -22,7 +22,7 @@ const KNOWN_ERROR_CODES = new Set([
   'ValidationError', 'Unauthorized', 'InvalidApiKey', 'SignatureDoesNotMatch', 'RequestTimeTooSkewed',
   'DuplicatedSignature', 'Forbidden', 'PlanQuotaExceeded', 'NotFound', 'DuplicateEntity', 'ConflictException',
   'Gone', 'PayloadTooLarge', 'UnsupportedMediaType', 'TooManyRequests', 'InternalServerError', 'ServiceUnavailable',
-  'IdempotencyKeyInProgress', 'IdempotencyKeyReused',
+  'IdempotencyKeyInProgress', 'IdempotencyKeyReused', 'PreconditionFailed',
 ]);
 
 type Res = LightMyRequestResponse;

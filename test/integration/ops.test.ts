@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { LIMITS, OPERATORS, RELATIONSHIP_OPERATORS } from '../../src/query/types.ts';
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
@@ -186,6 +187,18 @@ describe('operations endpoints (API.md §11)', () => {
       doc = res.json();
       validator = new Validator();
       routes = registeredRoutes(t.app.printRoutes({ commonPrefix: false }));
+    });
+
+    test('publishes the condition language (API.md §6) as JSON Schema, every operator included', () => {
+      const { ConditionGroup, Condition, RelatedConditionGroup } = doc.components.schemas;
+      assert.ok(ConditionGroup && Condition && RelatedConditionGroup);
+      const refs = JSON.stringify(doc.components.schemas).match(/#\/components\/schemas\/\w+/g) ?? [];
+      for (const ref of refs) assert.ok(doc.components.schemas[ref.split('/').pop()!], `${ref} resolves`);
+      const published = new Set(Condition.anyOf.flatMap((c: any) => c.properties.operator.enum));
+      for (const op of [...Object.values(OPERATORS).flat(), ...RELATIONSHIP_OPERATORS]) assert.ok(published.has(op), `operator ${op} is published`);
+      assert.equal(ConditionGroup.properties.conditions.maxItems, LIMITS.maxConditionsPerGroup);
+      const advanced = doc.paths['/crm-core/v1/records/search/advanced'].post.requestBody.content['application/json'].schema;
+      assert.match(JSON.stringify(advanced), /#\/components\/schemas\/ConditionGroup/, 'request schemas point readers to the grammar');
     });
 
     test('is served unsigned and is a valid OpenAPI 3.1 document', async () => {

@@ -107,6 +107,25 @@ describe('records (API.md §5)', () => {
     assert.equal((await t.call(account, 'GET', `${V1}/records?entityId=${entityId}&filters=${filters}`)).statusCode, 200);
   });
 
+  test('a MEMBER sending masked values back unchanged keeps the stored values; a new value is written', async () => {
+    const secret = await newProperty(entityId, 'TEXT', { isMasked: true });
+    const r = await record({ name: 'echo', data: { [p.phone!]: '010-1234-5678', [secret]: 'classified', [p.score!]: 1 } });
+    const seen = (await t.call(member, 'GET', `${V1}/records/${r.recordId}`)).json();
+    assert.equal(seen.data[secret], '***');
+    // The whole record back, as a form would send it, with one real change.
+    const patched = await t.call(member, 'PATCH', `${V1}/records/${r.recordId}`, { data: { ...seen.data, [p.score!]: 2 } });
+    assert.equal(patched.statusCode, 200, patched.body);
+    const bulk = await t.call(member, 'POST', `${V1}/records/bulk/update`, { records: [{ recordId: r.recordId, data: seen.data }] });
+    assert.equal(bulk.json().succeeded, 1, bulk.body);
+    const stored = (await t.call(account, 'GET', `${V1}/records/${r.recordId}`)).json();
+    assert.equal(stored.data[p.phone!], '01012345678');
+    assert.equal(stored.data[secret], 'classified');
+    assert.equal(stored.data[p.score!], 1, 'the bulk echo set score back to what the MEMBER saw');
+    // Writing a masked property with a new value is allowed (it is not an echo).
+    assert.equal((await t.call(member, 'PATCH', `${V1}/records/${r.recordId}`, { data: { [secret]: 'new secret' } })).statusCode, 200);
+    assert.equal((await t.call(account, 'GET', `${V1}/records/${r.recordId}`)).json().data[secret], 'new secret');
+  });
+
   test('recordAccess ADMIN_ONLY keeps MEMBERs out of its records', async () => {
     const locked = await newEntity(account, { recordAccess: 'ADMIN_ONLY' });
     const r = await t.call(account, 'POST', `${V1}/records`, { entityId: locked, name: 'secret' });

@@ -444,4 +444,73 @@ describe('relationship types and relationships (API.md §8)', () => {
       expectError(await call('GET', '/records/CRMRC1260101000000000ABCDEFGHIJK/relationships'), 404, 'NotFound');
     });
   });
+
+  describe('workspaces (API.md §1.9)', () => {
+    test('a workspace key creates types and links in its workspace and sees only those plus account-wide ones', async () => {
+      const fresh = await t.newAccount();
+      const ws1 = await t.services.apiKeys.create(fresh.tenant, fresh.memberId, { workspaceId: 'ws1' });
+      const ws2 = await t.services.apiKeys.create(fresh.tenant, fresh.memberId, { workspaceId: 'ws2' });
+      const as = async (creds: Credentials, method: 'GET' | 'POST', path: string, body?: unknown) => {
+        const res = await t.call(creds, method, `${V1}${path}`, body);
+        assert.ok(res.statusCode === 200 || res.statusCode === 201, `${method} ${path}: ${res.statusCode} ${res.body}`);
+        return res.json();
+      };
+      // Account-wide entities and records, usable from every workspace.
+      const [emp, com] = [(await as(fresh, 'POST', '/entities', { name: 'People', slug: 'people' })).entityId, (await as(fresh, 'POST', '/entities', { name: 'Companies', slug: 'companies' })).entityId];
+      const rec = async (entityId: string, name: string) => (await as(fresh, 'POST', '/records', { entityId, name })).recordId as string;
+      const [kim, lee, park] = [await rec(emp, 'Kim'), await rec(emp, 'Lee'), await rec(emp, 'Park')];
+      const acme = await rec(com, 'Acme');
+
+      // Types: the same (name, source, target) may exist once per workspace and once account-wide.
+      const shared = await as(fresh, 'POST', '/relationships/types', { name: 'works at', sourceEntityId: emp, targetEntityId: com });
+      const mine = await as(ws1, 'POST', '/relationships/types', { name: 'works at', sourceEntityId: emp, targetEntityId: com });
+      const theirs = await as(ws2, 'POST', '/relationships/types', { name: 'works at', sourceEntityId: emp, targetEntityId: com });
+      assert.deepEqual([shared.workspaceId, mine.workspaceId, theirs.workspaceId], [null, 'ws1', 'ws2']);
+      expectError(await t.call(ws1, 'POST', `${V1}/relationships/types`, { name: 'works at', sourceEntityId: emp, targetEntityId: com }), 409, 'ConflictException');
+      const typeIds = async (creds: Credentials) => (await as(creds, 'GET', `/relationships/types?entityId=${emp}`)).map((x: any) => x.relationshipTypeId).sort();
+      assert.deepEqual(await typeIds(fresh), [shared, mine, theirs].map((x) => x.relationshipTypeId).sort());
+      assert.deepEqual(await typeIds(ws1), [shared, mine].map((x) => x.relationshipTypeId).sort());
+      assert.deepEqual(await typeIds(ws2), [shared, theirs].map((x) => x.relationshipTypeId).sort());
+      expectError(await t.call(ws2, 'GET', `${V1}/relationships/types/${mine.relationshipTypeId}`), 404, 'NotFound');
+      expectError(await t.call(ws2, 'PATCH', `${V1}/relationships/types/${mine.relationshipTypeId}`, { name: 'x' }), 404, 'NotFound');
+      expectError(await t.call(ws2, 'DELETE', `${V1}/relationships/types/${mine.relationshipTypeId}`), 404, 'NotFound');
+
+      // Links: stamped with the creating key's workspace, along its own or an account-wide type.
+      const linkBody = (typeId: string, person: string) => ({ relationshipTypeId: typeId, sourceEntityId: emp, sourceRecordId: person, targetEntityId: com, targetRecordId: acme });
+      const own = await as(ws1, 'POST', '/relationships', linkBody(mine.relationshipTypeId, kim));
+      const onShared = await as(ws1, 'POST', '/relationships', linkBody(shared.relationshipTypeId, kim));
+      const accountWide = await as(fresh, 'POST', '/relationships', linkBody(shared.relationshipTypeId, lee));
+      assert.deepEqual([own.workspaceId, onShared.workspaceId, accountWide.workspaceId], ['ws1', 'ws1', null]);
+      assert.deepEqual(await as(ws1, 'POST', '/relationships/bulk', { relationshipTypeId: shared.relationshipTypeId, sourceEntityId: com, targetEntityId: emp, sourceRecordIds: [acme], targetRecordIds: [park] }), { created: 1, skipped: 0 });
+      expectError(await t.call(ws2, 'POST', `${V1}/relationships`, linkBody(mine.relationshipTypeId, lee)), 404, 'NotFound');
+
+      const listed = async (creds: Credentials, query = `recordId=${acme}`) => (await as(creds, 'GET', `/relationships/list?${query}`)).data;
+      const ws1Links = await listed(ws1);
+      assert.deepEqual(ws1Links.map((l: any) => l.sourceRecordName).sort(), ['Kim', 'Kim', 'Lee', 'Park']);
+      assert.ok(ws1Links.every((l: any) => l.workspaceId === 'ws1' || l.workspaceId === null));
+      assert.equal(ws1Links.find((l: any) => l.sourceRecordId === park).workspaceId, 'ws1');
+      assert.deepEqual((await listed(ws2)).map((l: any) => l.relationshipId), [accountWide.relationshipId]);
+      assert.deepEqual((await listed(ws2, `entityId=${emp}`)).map((l: any) => l.relationshipId), [accountWide.relationshipId]);
+      assert.equal((await listed(fresh)).length, 4);
+      expectError(await t.call(ws2, 'GET', `${V1}/relationships/${own.relationshipId}`), 404, 'NotFound');
+      expectError(await t.call(ws2, 'PATCH', `${V1}/relationships/${onShared.relationshipId}`, { metadata: {} }), 404, 'NotFound');
+      expectError(await t.call(ws2, 'DELETE', `${V1}/relationships/${onShared.relationshipId}`), 404, 'NotFound');
+      assert.deepEqual((await as(ws2, 'GET', `/relationships/type/${shared.relationshipTypeId}`)).map((l: any) => l.relationshipId), [accountWide.relationshipId]);
+
+      // The record page and relationship conditions see the same links as the lists.
+      const groups = async (creds: Credentials) => (await as(creds, 'GET', `/records/${acme}/relationships`)).groups
+        .map((g: any) => [g.relationshipTypeId, g.total]).sort((a: any, b: any) => (a[0] < b[0] ? -1 : 1));
+      assert.deepEqual(await groups(ws1), [[shared.relationshipTypeId, 3], [mine.relationshipTypeId, 1]].sort((a: any, b: any) => (a[0] < b[0] ? -1 : 1)));
+      assert.deepEqual(await groups(ws2), [[shared.relationshipTypeId, 1], [theirs.relationshipTypeId, 0]].sort((a: any, b: any) => (a[0] < b[0] ? -1 : 1)));
+      const linkedPeople = async (creds: Credentials) => (await as(creds, 'POST', '/records/search/advanced', {
+        entityId: emp, conditionGroup: { operator: 'AND', conditions: [{ field: `relationship.${shared.relationshipTypeId}`, operator: 'exists' }] },
+      })).data.map((r: any) => r.name).sort();
+      assert.deepEqual(await linkedPeople(fresh), ['Kim', 'Lee', 'Park']);
+      assert.deepEqual(await linkedPeople(ws1), ['Kim', 'Lee', 'Park']);
+      assert.deepEqual(await linkedPeople(ws2), ['Lee']);
+      expectError(await t.call(ws2, 'POST', `${V1}/records/search/advanced`, {
+        entityId: emp, conditionGroup: { operator: 'AND', conditions: [{ field: `relationship.${mine.relationshipTypeId}`, operator: 'exists' }] },
+      }), 400, 'ValidationError');
+    });
+  });
 });

@@ -7,8 +7,10 @@ import { uniq } from '../helpers/assertions.ts';
 /**
  * CACHED segments are never stale (API.md §7): random sequences of writes — record creates,
  * patches, bulk patches, trash, restore, permanent deletes, segment rule changes, property
- * option changes — and after every step, each CACHED segment's members and memberCount equal
- * what the same conditions match right now (advanced search, evaluated on the spot).
+ * option changes, links created and deleted — and after every step, each CACHED segment's
+ * members and memberCount equal what the same conditions match right now (advanced search,
+ * evaluated on the spot). Segments on a second entity (companies) look at the deals across a
+ * relationship type, so deal writes must move company members too.
  */
 
 const V1 = '/crm-core/v1';
@@ -23,7 +25,10 @@ type Op =
   | { kind: 'restore'; at: number }
   | { kind: 'purge'; at: number }
   | { kind: 'rules'; segment: number; rule: number }
-  | { kind: 'dropOption' };
+  | { kind: 'dropOption' }
+  | { kind: 'company' }
+  | { kind: 'link'; company: number; deal: number }
+  | { kind: 'unlink'; at: number };
 
 const stageArb = fc.option(fc.constantFrom(...STAGES), { nil: null });
 const scoreArb = fc.option(fc.integer({ min: 0, max: 100 }), { nil: null });
@@ -36,6 +41,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('purge' as const), at: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('rules' as const), segment: fc.nat(), rule: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropOption' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('company' as const) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('link' as const), company: fc.nat(), deal: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('unlink' as const), at: fc.nat() }) },
 );
 
 describe('CACHED segments equal realtime evaluation after every write', () => {
@@ -67,15 +75,48 @@ describe('CACHED segments equal realtime evaluation after every write', () => {
       for (const rule of [0, 1, 2]) {
         segments.push({ id: (await ok('POST', '/segments', { entityId, name: `s${rule}`, mode: 'CACHED', conditions: rules[rule] })).segmentId, rule });
       }
+      const companies = (await ok('POST', '/entities', { name: 'c', slug: uniq('c') })).entityId;
+      const typeId = (await ok('POST', '/relationships/types', { name: 'deals', sourceEntityId: companies, targetEntityId: entityId })).relationshipTypeId;
+      const rel = `relationship.${typeId}`;
+      const companyRules = [
+        { operator: 'AND', conditions: [{ field: rel, operator: 'exists', where: { operator: 'AND', conditions: [c(`data.${stage}`, 'eq', 'WON')] } }] },
+        { operator: 'AND', conditions: [{ field: rel, operator: 'countGte', value: 2 }] },
+        { operator: 'OR', conditions: [{ field: rel, operator: 'notExists' }, c('name', 'eq', 'big')] },
+      ];
+      const companySegments: { id: string; rule: number }[] = [];
+      for (const rule of [0, 1, 2]) {
+        companySegments.push({ id: (await ok('POST', '/segments', { entityId: companies, name: `c${rule}`, mode: 'CACHED', conditions: companyRules[rule] })).segmentId, rule });
+      }
+      const companyIds: string[] = [];
+      const links: string[] = [];
       const ids: string[] = [];
       const pick = (n: number) => ids[n % ids.length]!;
+      // A starting graph, so that early deal writes already reach company segments across links.
+      for (const name of ['big', 'small']) companyIds.push((await ok('POST', '/records', { entityId: companies, name })).recordId);
+      for (const [i, s] of ['WON', 'LEAD', 'WON'].entries()) {
+        ids.push((await ok('POST', '/records', { entityId, name: `d${i}`, data: { [stage]: s, [score]: i * 40 } })).recordId);
+        links.push((await ok('POST', '/relationships', { relationshipTypeId: typeId, sourceEntityId: companies, sourceRecordId: companyIds[i % 2], targetEntityId: entityId, targetRecordId: ids[i] })).relationshipId);
+      }
 
       for (const op of ops) {
         if (op.kind === 'create') {
           ids.push((await ok('POST', '/records', { entityId, name: op.name, tags: op.tags, data: { [stage]: op.stage, [score]: op.score } })).recordId);
           continue;
         }
-        if (op.kind === 'rules') {
+        if (op.kind === 'company') {
+          companyIds.push((await ok('POST', '/records', { entityId: companies, name: companyIds.length % 2 ? 'big' : 'small' })).recordId);
+        } else if (op.kind === 'link') {
+          if (companyIds.length === 0 || ids.length === 0) continue;
+          // A trashed or duplicate end is refused (410/409): a refused write must change nothing.
+          const res = await t.call(a, 'POST', `${V1}/relationships`, {
+            relationshipTypeId: typeId, sourceEntityId: companies, sourceRecordId: companyIds[op.company % companyIds.length], targetEntityId: entityId, targetRecordId: pick(op.deal),
+          });
+          if (res.statusCode === 201) links.push(res.json().relationshipId);
+        } else if (op.kind === 'unlink') {
+          if (links.length === 0) continue;
+          const [linkId] = links.splice(op.at % links.length, 1);
+          await t.call(a, 'DELETE', `${V1}/relationships/${linkId}`);
+        } else if (op.kind === 'rules') {
           const s = segments[op.segment % segments.length]!;
           s.rule = op.rule % rules.length;
           await ok('PATCH', `/segments/${s.id}`, { conditions: rules[s.rule] });
@@ -109,6 +150,13 @@ describe('CACHED segments equal realtime evaluation after every write', () => {
             .data.map((r: { recordId: string }) => r.recordId).sort();
           const members = (await ok('GET', `/segments/${s.id}/records?limit=200`)).data.map((r: { recordId: string }) => r.recordId).sort();
           assert.deepEqual(members, expected, `segment rule ${s.rule} after ${op.kind}`);
+          assert.equal((await ok('GET', `/segments/${s.id}`)).memberCount, expected.length);
+        }
+        for (const s of companySegments) {
+          const expected = (await ok('POST', '/records/search/advanced', { entityId: companies, conditionGroup: companyRules[s.rule], limit: 200 }))
+            .data.map((r: { recordId: string }) => r.recordId).sort();
+          const members = (await ok('GET', `/segments/${s.id}/records?limit=200`)).data.map((r: { recordId: string }) => r.recordId).sort();
+          assert.deepEqual(members, expected, `company segment rule ${s.rule} after ${op.kind}`);
           assert.equal((await ok('GET', `/segments/${s.id}`)).memberCount, expected.length);
         }
       }

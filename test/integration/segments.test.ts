@@ -217,20 +217,75 @@ describe('segments', () => {
     const segment = await ok(admin, 'POST', '/segments', { entityId, name: 'admin made', conditions }, 201);
     const anyRecord = (await ok(a, 'GET', `/records?entityId=${entityId}&limit=1`)).data[0].recordId;
     expectError(await call(member, 'GET', `/segments/${segment.segmentId}/explain/${anyRecord}`), 403, 'Forbidden');
-  });
-
-  test('CACHED refuses relationship conditions (their links are not maintained yet); REALTIME takes them', async () => {
+    // Across a relationship: the masked property of the related entity inside `where`.
     const companies = (await ok(a, 'POST', '/entities', { name: 'c', slug: uniq('companies') }, 201)).entityId;
     const type = await ok(a, 'POST', '/relationships/types', { name: 'deals', sourceEntityId: companies, targetEntityId: entityId }, 201);
-    const conditions = and({ field: `relationship.${type.relationshipTypeId}`, operator: 'exists' });
-    expectError(await call(a, 'POST', '/segments', { entityId: companies, name: 'x', mode: 'CACHED', conditions }), 400, 'ValidationError');
-    const realtime = await ok(a, 'POST', '/segments', { entityId: companies, name: 'with deals', conditions }, 201);
-    const company = (await ok(a, 'POST', '/records', { entityId: companies, name: 'acme' }, 201)).recordId;
-    assert.deepEqual(await ok(a, 'GET', `/segments/${realtime.segmentId}/count`), { count: 0 });
-    const deal = await newRecord('deal', {});
-    await ok(a, 'POST', '/relationships', { relationshipTypeId: type.relationshipTypeId, sourceEntityId: companies, sourceRecordId: company, targetEntityId: entityId, targetRecordId: deal }, 201);
-    assert.deepEqual(await ok(a, 'GET', `/segments/${realtime.segmentId}/count`), { count: 1 });
-    expectError(await call(a, 'PATCH', `/segments/${realtime.segmentId}`, { mode: 'CACHED' }), 400, 'ValidationError');
+    const across = and({ field: `relationship.${type.relationshipTypeId}`, operator: 'exists', where: conditions });
+    expectError(await call(member, 'POST', '/segments/preview', { entityId: companies, conditions: across }), 403, 'Forbidden');
+    expectError(await call(member, 'POST', '/segments', { entityId: companies, name: 'guess', mode: 'CACHED', conditions: across }), 403, 'Forbidden');
+    assert.equal((await ok(admin, 'POST', '/segments/preview', { entityId: companies, conditions: across })).count, 0);
+  });
+
+  test('CACHED relationship conditions follow links, related records, entity trash and type deletion', async () => {
+    const companies = (await ok(a, 'POST', '/entities', { name: 'c', slug: uniq('companies') }, 201)).entityId;
+    const type = await ok(a, 'POST', '/relationships/types', { name: 'deals', sourceEntityId: companies, targetEntityId: entityId }, 201);
+    const field = `relationship.${type.relationshipTypeId}`;
+    const hot = await ok(a, 'POST', '/segments', {
+      entityId: companies, name: 'with a WON deal', mode: 'CACHED',
+      conditions: and({ field, operator: 'exists', where: and(cond(`data.${stage}`, 'eq', 'WON')) }),
+    }, 201);
+    const lonely = await ok(a, 'POST', '/segments', { entityId: companies, name: 'no deals', mode: 'CACHED', conditions: and({ field, operator: 'notExists' }) }, 201);
+    const acme = (await ok(a, 'POST', '/records', { entityId: companies, name: 'acme' }, 201)).recordId;
+    const deal = await newRecord('deal', { [stage]: 'LEAD' });
+    const expectMembers = async (segmentId: string, ids: string[], step: string) => {
+      assert.deepEqual(await memberIds(segmentId), ids, step);
+      assert.equal((await ok(a, 'GET', `/segments/${segmentId}`)).memberCount, ids.length, step);
+    };
+    await expectMembers(hot.segmentId, [], 'start');
+    await expectMembers(lonely.segmentId, [acme], 'start');
+
+    const link = await ok(a, 'POST', '/relationships', { relationshipTypeId: type.relationshipTypeId, sourceEntityId: companies, sourceRecordId: acme, targetEntityId: entityId, targetRecordId: deal }, 201);
+    await expectMembers(lonely.segmentId, [], 'linked');
+    await expectMembers(hot.segmentId, [], 'linked, deal not WON');
+    await ok(a, 'PATCH', `/records/${deal}`, { data: { [stage]: 'WON' } });
+    await expectMembers(hot.segmentId, [acme], 'the related deal is WON');
+    await ok(a, 'DELETE', `/records/${deal}`);
+    await expectMembers(hot.segmentId, [], 'the related deal is trashed: its link is hidden');
+    await expectMembers(lonely.segmentId, [acme], 'no visible deals');
+    await ok(a, 'POST', `/records/${deal}/restore`);
+    await expectMembers(hot.segmentId, [acme], 'restored');
+    await ok(a, 'DELETE', `/relationships/${link.relationshipId}`);
+    await expectMembers(hot.segmentId, [], 'unlinked');
+    await expectMembers(lonely.segmentId, [acme], 'unlinked');
+    assert.deepEqual(await ok(a, 'POST', '/relationships/bulk', { relationshipTypeId: type.relationshipTypeId, sourceEntityId: companies, targetEntityId: entityId, sourceRecordIds: [acme], targetRecordIds: [deal] }), { created: 1, skipped: 0 });
+    await expectMembers(hot.segmentId, [acme], 'bulk linked');
+    await ok(a, 'POST', '/records/bulk/delete', { recordIds: [deal], permanent: true });
+    await expectMembers(hot.segmentId, [], 'the deal deleted for good');
+    await expectMembers(lonely.segmentId, [acme], 'the deal deleted for good');
+
+    // A type deleted with its links: rules naming it no longer fit; the segments empty.
+    const other = await newRecord('other', { [stage]: 'WON' });
+    await ok(a, 'POST', '/relationships', { relationshipTypeId: type.relationshipTypeId, sourceEntityId: companies, sourceRecordId: acme, targetEntityId: entityId, targetRecordId: other }, 201);
+    await expectMembers(hot.segmentId, [acme], 'linked again');
+    await ok(a, 'DELETE', `/relationships/types/${type.relationshipTypeId}?cascade=true`);
+    for (const s of [hot, lonely]) {
+      assert.equal((await ok(a, 'GET', `/segments/${s.segmentId}`)).isValid, false);
+      await expectMembers(s.segmentId, [], 'type deleted');
+    }
+  });
+
+  test('trashing the related entity hides its links from CACHED relationship conditions, restoring shows them', async () => {
+    const people = (await ok(a, 'POST', '/entities', { name: 'p', slug: uniq('people') }, 201)).entityId;
+    const type = await ok(a, 'POST', '/relationships/types', { name: 'contacts', sourceEntityId: entityId, targetEntityId: people }, 201);
+    const segment = await ok(a, 'POST', '/segments', { entityId, name: 'has contact', mode: 'CACHED', conditions: and({ field: `relationship.${type.relationshipTypeId}`, operator: 'exists' }) }, 201);
+    const deal = await newRecord('with contact', {});
+    const person = (await ok(a, 'POST', '/records', { entityId: people, name: 'kim' }, 201)).recordId;
+    await ok(a, 'POST', '/relationships', { relationshipTypeId: type.relationshipTypeId, sourceEntityId: entityId, sourceRecordId: deal, targetEntityId: people, targetRecordId: person }, 201);
+    assert.deepEqual(await memberIds(segment.segmentId), [deal]);
+    await ok(a, 'DELETE', `/entities/${people}`);
+    assert.deepEqual(await memberIds(segment.segmentId), [], 'the related entity is in the trash');
+    await ok(a, 'POST', `/entities/${people}/restore`);
+    assert.deepEqual(await memberIds(segment.segmentId), [deal], 'restored');
   });
 
   test('record access and workspaces apply to every segment read', async () => {

@@ -24,13 +24,15 @@ import { registeredRoutes, type Route } from '../helpers/routes.ts';
  */
 
 const V1 = '/crm-core/v1';
-const KINDS = ['member', 'apiKey', 'entity', 'property', 'record', 'relationshipType', 'relationship', 'segment'] as const;
+const KINDS = ['member', 'apiKey', 'entity', 'property', 'record', 'relationshipType', 'relationship', 'segment', 'activity'] as const;
 type Kind = (typeof KINDS)[number];
 
 /** One account's resources, index-aligned with the other account's (same shapes). */
 interface Shapes {
   account: TestAccount;
   ids: Record<Kind, string[]>;
+  /** A board column's nextKey of the account's first entity (its board groups by a dropdown). */
+  boardKey?: string;
 }
 
 /** Which kind of ID a parameter or field name holds, and which of the account's IDs to use by default. */
@@ -46,6 +48,7 @@ function kindOf(name: string): { kind: Kind; index: number } | undefined {
     case 'relationshipTypeId': return { kind: 'relationshipType', index: 0 };
     case 'relationshipId': return { kind: 'relationship', index: 0 };
     case 'segmentId': return { kind: 'segment', index: 0 };
+    case 'activityId': return { kind: 'activity', index: 0 };
     default: return undefined;
   }
 }
@@ -111,6 +114,16 @@ function recipes(s: Shapes): Record<string, Recipe> {
     'POST /segments': { body: { entityId: E1, name: 'New segment', conditions: condition } },
     'POST /segments/preview': { body: { entityId: E1, conditions: condition } },
     'PATCH /segments/:segmentId': { body: { name: 'Renamed segment', conditions: condition } },
+    'POST /activities': { body: { activityType: 'CALL', recordId: R1, ownerId: member[0], assignedMemberIds: [member[1]], relatedRecordIds: [T1] } },
+    'GET /activities': { query: `recordId=${R1}&entityId=${E1}` },
+    'PATCH /activities/:activityId': { body: { subject: 'changed', assignedMemberIds: [member[1]], relatedRecordIds: [T1] } },
+    'POST /events': { body: { entityId: E1, recordId: R1, eventType: 'purchase', value: 1 } },
+    'POST /events/bulk': { body: { events: [{ entityId: E1, recordId: R1, eventType: 'purchase' }, { entityId: E2, recordId: T1, eventType: 'visit' }] } },
+    'GET /events': { query: `entityId=${E1}&recordId=${R1}` },
+    'GET /events/summaries': { query: `entityId=${E1}&recordId=${R1}` },
+    'POST /records/aggregate': { body: { entityId: E1, conditionGroup: condition } },
+    'GET /entities/:entityId/board': { query: 'limit=1' },
+    'GET /entities/:entityId/board/cards': { query: `startKey=${encodeURIComponent(s.boardKey ?? '')}` },
   };
 }
 
@@ -172,7 +185,7 @@ describe('tenant isolation: account B never reaches account A\'s resources', () 
 
   async function shapes(account: TestAccount): Promise<Shapes> {
     const call = (method: InjectOptions['method'], url: string, body?: unknown) => t.call(account, method, `${V1}${url}`, body);
-    const ids: Record<Kind, string[]> = { member: [account.memberId], apiKey: [], entity: [], property: [], record: [], relationshipType: [], relationship: [], segment: [] };
+    const ids: Record<Kind, string[]> = { member: [account.memberId], apiKey: [], entity: [], property: [], record: [], relationshipType: [], relationship: [], segment: [], activity: [] };
     ids.member.push((await ok(await call('POST', '/members', { name: 'Colleague', role: 'MEMBER' }), 201)).memberId);
     ids.apiKey.push((await ok(await call('POST', '/api-keys', { name: 'Second key' }), 201)).apiKey);
     for (const [name, slug] of [['Companies', 'companies'], ['People', 'people'], ['Archived', 'archived']]) {
@@ -201,7 +214,24 @@ describe('tenant isolation: account B never reaches account A\'s resources', () 
       // CACHED, so that its refresh route has members to rebuild.
       ids.segment.push((await ok(await call('POST', '/segments', { entityId: E1, name: 'Alphas', conditions, mode: 'CACHED' }), 201)).segmentId);
     }
-    return { account, ids };
+    if (routes.some((r) => r.method === 'POST' && r.path === `${V1}/activities`)) {
+      ids.activity.push((await ok(await call('POST', '/activities', { activityType: 'NOTE', recordId: R1, relatedRecordIds: [T1] }), 201)).activityId);
+      await ok(await call('POST', '/events', { entityId: E1, recordId: R1, eventType: 'purchase', value: 5 }), 201);
+    }
+    let boardKey: string | undefined;
+    if (routes.some((r) => r.method === 'GET' && r.path === `${V1}/entities/:entityId/board`)) {
+      // A board over a dropdown with two live records in one column, so one card per page leaves a nextKey.
+      const stage = (await ok(await call('POST', '/properties', {
+        entityId: E1, name: 'Stage', fieldType: 'DROPDOWN', options: [{ label: 'Open', value: 'OPEN' }, { label: 'Won', value: 'WON' }],
+      }), 201)).propertyId;
+      ids.property.push(stage);
+      for (const recordId of ids.record.slice(0, 2)) await ok(await call('PATCH', `/records/${recordId}`, { data: { [stage]: 'OPEN' } }), 200);
+      await ok(await call('PATCH', `/entities/${E1}`, { viewSettings: { board: { groupByPropertyId: stage } } }), 200);
+      const board = await ok(await call('GET', `/entities/${E1}/board?limit=1`), 200);
+      boardKey = (board.columns as { nextKey?: string }[]).find((c) => c.nextKey)?.nextKey;
+      assert.ok(boardKey, 'a board column has a next page');
+    }
+    return { account, ids, boardKey };
   }
 
   /** Every row of the account in every table of the schema, as sorted JSON lines. */
@@ -253,7 +283,7 @@ describe('tenant isolation: account B never reaches account A\'s resources', () 
 
   test('the fixture covers every kind of ID, in both accounts, aligned', () => {
     for (const kind of KINDS) {
-      if (kind === 'segment' && !A.ids.segment.length) continue; // no segment routes in this build
+      if ((kind === 'segment' || kind === 'activity') && !A.ids[kind].length) continue; // no such routes in this build
       assert.ok(A.ids[kind].length > 0, `A has ${kind}s`);
       assert.equal(A.ids[kind].length, B.ids[kind].length, kind);
     }

@@ -7,6 +7,10 @@ import * as recordIndexes from './0005_record_indexes.ts';
 import * as authAndPurge from './0006_auth_and_purge.ts';
 import * as idempotency from './0007_idempotency.ts';
 import * as segments from './0008_segments.ts';
+import * as relationshipIndexes from './0009_relationship_indexes.ts';
+import * as versions from './0010_versions.ts';
+import * as segmentDependencies from './0011_segment_dependencies.ts';
+import * as activitiesEvents from './0012_activities_events.ts';
 
 /** Ordered by name; never edit a migration that has shipped, add a new one. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +22,8 @@ export const migrations: Record<string, Migration> = {
   '0006_auth_and_purge': authAndPurge,
   '0007_idempotency': idempotency,
   '0008_segments': segments,
+  '0009_relationship_indexes': relationshipIndexes,
+  '0010_versions': versions,
+  '0011_segment_dependencies': segmentDependencies,
+  '0012_activities_events': activitiesEvents,
 };

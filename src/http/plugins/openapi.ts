@@ -2,6 +2,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
+import { conditionLanguageSchemas } from '../../query/json-schema.ts';
+
+/** Where the condition language's grammar is published (components.schemas). */
+export const CONDITION_SCHEMA_NAMES = { group: 'ConditionGroup', condition: 'Condition', relatedGroup: 'RelatedConditionGroup' } as const;
 
 export const OPENAPI_PATH = '/crm-core/v1/public/openapi/json';
 
@@ -22,10 +26,14 @@ export async function registerOpenApi(app: FastifyInstance, options: { docsEnabl
           'hex(HMAC-SHA256(apiSecret, date + salt)). Errors are `{errorCode, errorMessage}`. POST, PATCH and DELETE ' +
           'accept `Idempotency-Key` (1–255 printable ASCII): a retry within 24 h gets the stored response with ' +
           '`Idempotent-Replayed: true`; another request under the same key is 422 IdempotencyKeyReused, one still ' +
-          'running is 409 IdempotencyKeyInProgress. When rate limits are configured, answers carry RateLimit-Limit, ' +
+          'running is 409 IdempotencyKeyInProgress. A record, entity, property or segment comes with ' +
+          '`ETag: "<version>"`; PATCH and DELETE of one accept `If-Match` and answer 412 PreconditionFailed (nothing ' +
+          'written) when it names another version. When rate limits are configured, answers carry RateLimit-Limit, ' +
           'RateLimit-Remaining and RateLimit-Reset, and 429 TooManyRequests carries Retry-After.',
       },
       components: {
+        // The swagger types want OpenAPI's SchemaObject; these are plain JSON Schema 2020-12, which 3.1 takes as is.
+        schemas: conditionLanguageSchemas(CONDITION_SCHEMA_NAMES) as never,
         securitySchemes: {
           SolapiHmac: {
             type: 'apiKey',

@@ -22,6 +22,7 @@ const errorStatuses = {
   404: 'Not found',
   409: 'Conflict',
   410: 'In the trash',
+  412: 'If-Match names another version than the current one (PreconditionFailed); nothing was written',
   413: 'Body too large',
   503: 'Database unreachable',
 } as const;

@@ -7,6 +7,12 @@ export type EntityRow = Selectable<EntitiesTable>;
 export type NewEntityRow = Omit<Insertable<EntitiesTable>, 'account_id'>;
 
 /**
+ * `version = version + 1`: part of every UPDATE of an entity a client can see (its ETag,
+ * migration 0010). propertyIds is part of the entity, so adding or deleting a property moves it.
+ */
+const nextVersion = sql<number>`entities.version + 1`;
+
+/**
  * Rows the caller's API key may see: all when unbound, else its workspace plus account-wide
  * rows (§1.9). Raw SQL on `entities.*` so queries joining entities (properties, later records)
  * can use it too.
@@ -69,13 +75,14 @@ export function insertEntity(tenant: TenantDb, row: NewEntityRow): Promise<Entit
 }
 
 export function updateEntity(tenant: TenantDb, entityId: string, changes: Updateable<EntitiesTable>): Promise<EntityRow> {
-  return tenant.updateTable('entities').set(changes).where('entity_id', '=', entityId).returningAll().executeTakeFirstOrThrow();
+  return tenant.updateTable('entities').set({ ...changes, version: nextVersion })
+    .where('entity_id', '=', entityId).returningAll().executeTakeFirstOrThrow();
 }
 
 /** Appends property IDs to the entity's column order (call with the entity row locked). */
 export async function appendPropertyIds(tenant: TenantDb, entityId: string, propertyIds: string[]): Promise<void> {
   await tenant.updateTable('entities')
-    .set({ property_ids: sql`property_ids || ${JSON.stringify(propertyIds)}::jsonb` as unknown as string })
+    .set({ property_ids: sql`property_ids || ${JSON.stringify(propertyIds)}::jsonb` as unknown as string, version: nextVersion })
     .where('entity_id', '=', entityId)
     .execute();
 }
@@ -83,7 +90,7 @@ export async function appendPropertyIds(tenant: TenantDb, entityId: string, prop
 /** Removes a property from the entity's column order (call with the entity row locked). */
 export async function removePropertyId(tenant: TenantDb, entityId: string, propertyId: string): Promise<void> {
   await tenant.updateTable('entities')
-    .set({ property_ids: sql`property_ids - ${propertyId}::text` as unknown as string })
+    .set({ property_ids: sql`property_ids - ${propertyId}::text` as unknown as string, version: nextVersion })
     .where('entity_id', '=', entityId)
     .execute();
 }

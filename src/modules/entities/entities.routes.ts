@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { ifMatch, IfMatchHeaders } from '../../http/etag.ts';
 import { responses } from '../../http/schemas/common.ts';
 import type { TypedApp } from '../../http/route-types.ts';
 import { CreateEntityBody, DeletedEntity, Entity, EntityParams, ListEntitiesQuery, UpdateEntityBody } from './entities.schemas.ts';
@@ -54,10 +55,11 @@ export async function entitiesRoutes(app: TypedApp, { entities }: { entities: En
       description: 'Only the fields sent change. `viewSettings` is deep-merged over the current settings; '
         + '`insightWidgets` replaces the list; `propertyIds` must be a permutation of the live properties.',
       params: EntityParams,
+      headers: IfMatchHeaders,
       body: UpdateEntityBody,
-      response: responses({ 200: Entity }, [400, 403, 404, 409, 410]),
+      response: responses({ 200: Entity }, [400, 403, 404, 409, 410, 412]),
     },
-  }, (request) => entities.update(request.tenant, request.caller, request.params.entityId, request.body));
+  }, (request) => entities.update(request.tenant, request.caller, request.params.entityId, request.body, { ifMatch: ifMatch(request) }));
 
   app.delete('/entities/:entityId', {
     config: owner,
@@ -65,10 +67,11 @@ export async function entitiesRoutes(app: TypedApp, { entities }: { entities: En
       tags,
       summary: 'Move an entity to the trash (OWNER)',
       params: EntityParams,
-      response: responses({ 200: DeletedEntity }, [400, 403, 404, 410]),
+      headers: IfMatchHeaders,
+      response: responses({ 200: DeletedEntity }, [400, 403, 404, 410, 412]),
     },
   }, async (request) => {
-    await entities.remove(request.tenant, request.caller, request.params.entityId);
+    await entities.remove(request.tenant, request.caller, request.params.entityId, { ifMatch: ifMatch(request) });
     return { entityId: request.params.entityId };
   });
 

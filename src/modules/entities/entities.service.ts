@@ -8,14 +8,16 @@ import * as repo from './entities.repository.ts';
 import type { CreateEntityBody, Entity, InsightWidget, UpdateEntityBody, ViewSettings } from './entities.schemas.ts';
 import { mergeViewSettings, normalizeWidgets, validateViewSettings, validateWidgets, type PropertyInfo } from './view-settings.ts';
 import { newId } from '../../lib/ids.ts';
+import { assertPrecondition, withVersion, type Precondition, type Versioned } from '../../lib/versioning.ts';
 
 /** GET /entities and the trash answer at most this many (API.md §1.6). */
 export const ENTITY_LIST_CAP = 200;
 
 export type { EntityRow } from './entities.repository.ts';
 
-export function toEntity(row: repo.EntityRow): Entity {
-  return {
+/** The API object, tagged with its row version (the ETag; never a body field). */
+export function toEntity(row: repo.EntityRow): Versioned<Entity> {
+  return withVersion({
     entityId: row.entity_id,
     accountId: row.account_id,
     workspaceId: row.workspace_id,
@@ -33,7 +35,7 @@ export function toEntity(row: repo.EntityRow): Entity {
     updatedBy: row.updated_by,
     dateCreated: row.date_created.toISOString(),
     dateUpdated: row.date_updated.toISOString(),
-  };
+  }, row.version);
 }
 
 /** recordAccess (API.md §1.7): the same rule as repo.accessibleBy, for one row. */
@@ -55,8 +57,9 @@ export interface EntitiesService {
   trash(tenant: TenantDb, caller: Caller): Promise<Entity[]>;
   get(tenant: TenantDb, caller: Caller, entityId: string): Promise<Entity>;
   create(tenant: TenantDb, caller: Caller, input: CreateEntityBody): Promise<Entity>;
-  update(tenant: TenantDb, caller: Caller, entityId: string, input: UpdateEntityBody): Promise<Entity>;
-  remove(tenant: TenantDb, caller: Caller, entityId: string): Promise<void>;
+  /** `ifMatch`: the client's If-Match, checked against the locked row (412 PreconditionFailed). */
+  update(tenant: TenantDb, caller: Caller, entityId: string, input: UpdateEntityBody, options?: { ifMatch?: Precondition }): Promise<Entity>;
+  remove(tenant: TenantDb, caller: Caller, entityId: string, options?: { ifMatch?: Precondition }): Promise<void>;
   restore(tenant: TenantDb, caller: Caller, entityId: string): Promise<Entity>;
   /**
    * The live entity the caller may use, for the entity's sub-resources (properties, later
@@ -75,6 +78,8 @@ export interface EntitiesServiceDeps {
   quota: QuotaService;
   /** The entity's live properties (late-bound: the properties module depends on this one). */
   liveProperties: (tenant: TenantDb, entityId: string) => Promise<PropertyInfo[]>;
+  /** The entity was trashed or restored, in that transaction: its records' links were hidden or shown. */
+  visibilityChanged: (tx: TenantDb, entityId: string) => Promise<void>;
 }
 
 export function createEntitiesService(deps: EntitiesServiceDeps): EntitiesService {
@@ -150,10 +155,11 @@ export function createEntitiesService(deps: EntitiesServiceDeps): EntitiesServic
       }
     },
 
-    async update(tenant, caller, entityId, input) {
+    async update(tenant, caller, entityId, input, options = {}) {
       try {
         const row = await tenant.transaction(async (tx) => {
           const current = await requireUsable(tx, caller, entityId, { lock: true });
+          assertPrecondition(options.ifMatch, current.version, 'The entity');
           const ownerOnly: string[] = [];
           if (input.recordAccess !== undefined && input.recordAccess !== current.record_access) ownerOnly.push('recordAccess');
           if (input.ownerId !== undefined && input.ownerId !== current.owner_id) ownerOnly.push('ownerId');
@@ -196,11 +202,13 @@ export function createEntitiesService(deps: EntitiesServiceDeps): EntitiesServic
       }
     },
 
-    async remove(tenant, caller, entityId) {
+    async remove(tenant, caller, entityId, options = {}) {
       await tenant.transaction(async (tx) => {
-        await requireUsable(tx, caller, entityId, { lock: true });
+        const current = await requireUsable(tx, caller, entityId, { lock: true });
+        assertPrecondition(options.ifMatch, current.version, 'The entity');
         const now = new Date();
         await repo.updateEntity(tx, entityId, { is_deleted: true, date_deleted: now, updated_by: caller.memberId, date_updated: now });
+        await deps.visibilityChanged(tx, entityId);
       });
     },
 
@@ -215,7 +223,9 @@ export function createEntitiesService(deps: EntitiesServiceDeps): EntitiesServic
           // No quota reservation: a trashed entity never gave its entities.max slot back (see create).
           slug = current.slug;
           const now = new Date();
-          return repo.updateEntity(tx, entityId, { is_deleted: false, date_deleted: null, updated_by: caller.memberId, date_updated: now });
+          const restored = await repo.updateEntity(tx, entityId, { is_deleted: false, date_deleted: null, updated_by: caller.memberId, date_updated: now });
+          await deps.visibilityChanged(tx, entityId);
+          return restored;
         });
         return toEntity(row);
       } catch (error) {

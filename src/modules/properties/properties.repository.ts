@@ -47,7 +47,8 @@ export function insertProperties(tenant: TenantDb, rows: NewPropertyRow[]): Prom
 }
 
 export function updateProperty(tenant: TenantDb, propertyId: string, changes: Updateable<PropertiesTable>): Promise<PropertyRow> {
-  return tenant.updateTable('properties').set(changes).where('property_id', '=', propertyId).returningAll().executeTakeFirstOrThrow();
+  return tenant.updateTable('properties').set({ ...changes, version: sql<number>`properties.version + 1` })
+    .where('property_id', '=', propertyId).returningAll().executeTakeFirstOrThrow();
 }
 
 
@@ -138,6 +139,8 @@ export async function rewriteRecordValues(tenant: TenantDb, entityId: string, pr
     .set({
       data: sql`CASE WHEN jsonb_typeof(${next}) = 'null' THEN records.data - ${propertyId}::text
                 ELSE jsonb_set(records.data, ARRAY[${propertyId}::text], ${next}) END` as unknown as string,
+      // The record's content changed, so its ETag does (dateUpdated does not; see above).
+      version: sql<number>`records.version + 1`,
     })
     .where('records.entity_id', '=', entityId)
     .where(sql<SqlBool>`records.record_id = ANY(${[...values.keys()]}::text[])`)

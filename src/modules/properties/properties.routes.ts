@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { ifMatch, IfMatchHeaders } from '../../http/etag.ts';
 import { responses } from '../../http/schemas/common.ts';
 import type { TypedApp } from '../../http/route-types.ts';
 import {
@@ -62,10 +63,11 @@ export async function propertiesRoutes(app: TypedApp, { properties }: { properti
         + 'unless `?force=true`, which clears them; `conversion` in the answer says how many values were converted and cleared.',
       params: PropertyParams,
       querystring: UpdatePropertyQuery,
+      headers: IfMatchHeaders,
       body: UpdatePropertyBody,
-      response: responses({ 200: UpdatedProperty }, [400, 403, 404, 409, 410]),
+      response: responses({ 200: UpdatedProperty }, [400, 403, 404, 409, 410, 412]),
     },
-  }, (request) => properties.update(request.tenant, request.caller, request.params.propertyId, request.body, { force: request.query.force }));
+  }, (request) => properties.update(request.tenant, request.caller, request.params.propertyId, request.body, { force: request.query.force, ifMatch: ifMatch(request) }));
 
   app.delete('/properties/:propertyId', {
     config: owner,
@@ -73,7 +75,8 @@ export async function propertiesRoutes(app: TypedApp, { properties }: { properti
       tags,
       summary: 'Delete a property (soft; OWNER; 409 while the entity\'s viewSettings or insightWidgets use it)',
       params: PropertyParams,
-      response: responses({ 200: DeletedProperty }, [400, 403, 404, 409, 410]),
+      headers: IfMatchHeaders,
+      response: responses({ 200: DeletedProperty }, [400, 403, 404, 409, 410, 412]),
     },
-  }, (request) => properties.remove(request.tenant, request.caller, request.params.propertyId));
+  }, (request) => properties.remove(request.tenant, request.caller, request.params.propertyId, { ifMatch: ifMatch(request) }));
 }

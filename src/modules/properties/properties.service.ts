@@ -2,6 +2,7 @@ import { AppError, errors, type ErrorDetail } from '../../errors.ts';
 import type { FieldType, PropertyOptionJson } from '../../db/schema.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import { newId } from '../../lib/ids.ts';
+import { assertPrecondition, withVersion, type Precondition, type Versioned } from '../../lib/versioning.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
 import { uniqueViolation } from '../../db/errors.ts';
 import type { EntitiesService, EntityRow } from '../entities/entities.service.ts';
@@ -21,9 +22,10 @@ import {
  * Masking (API.md §1.7): a MEMBER sees `options: []` for a masked choice property; ADMIN and
  * OWNER see the options. (Record values are masked by the records module with the same rule.)
  */
-export function toProperty(row: repo.PropertyRow, caller: Pick<Caller, 'role'>): Property {
+export function toProperty(row: repo.PropertyRow, caller: Pick<Caller, 'role'>): Versioned<Property> {
   const hideOptions = caller.role === 'MEMBER' && row.is_masked && isChoiceType(row.field_type);
-  return {
+  // Tagged with the row version: the ETag, never a body field.
+  return withVersion({
     propertyId: row.property_id,
     accountId: row.account_id,
     workspaceId: row.workspace_id,
@@ -39,7 +41,7 @@ export function toProperty(row: repo.PropertyRow, caller: Pick<Caller, 'role'>):
     updatedBy: row.updated_by,
     dateCreated: row.date_created.toISOString(),
     dateUpdated: row.date_updated.toISOString(),
-  };
+  }, row.version);
 }
 
 export function toPropertyInfo(row: repo.PropertyRow): PropertyInfo {
@@ -242,8 +244,9 @@ export interface PropertiesService {
    * values that cannot be converted make it a 400 with their count unless `force`, which clears
    * them. `conversion` in the answer reports what happened to the values.
    */
-  update(tenant: TenantDb, caller: Caller, propertyId: string, input: UpdatePropertyBody, options?: { force?: boolean }): Promise<UpdatedProperty>;
-  remove(tenant: TenantDb, caller: Caller, propertyId: string): Promise<{ propertyId: string; entityId: string }>;
+  update(tenant: TenantDb, caller: Caller, propertyId: string, input: UpdatePropertyBody, options?: { force?: boolean; ifMatch?: Precondition }): Promise<UpdatedProperty>;
+  /** `ifMatch` (here and in update): the client's If-Match, checked against the locked row (412 PreconditionFailed). */
+  remove(tenant: TenantDb, caller: Caller, propertyId: string, options?: { ifMatch?: Precondition }): Promise<{ propertyId: string; entityId: string }>;
   /** The entity's live properties, as view and widget validation sees them. */
   liveInfo(tenant: TenantDb, entityId: string): Promise<PropertyInfo[]>;
   /**
@@ -375,7 +378,7 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
    * value is locked again with NOWAIT: a row that a write locked meanwhile means that write now
    * waits for us, so this attempt gives way (rolls back) and the next one runs after it.
    */
-  async function updateOnce(tx: TenantDb, caller: Caller, propertyId: string, input: UpdatePropertyBody, force: boolean, lockValues: boolean) {
+  async function updateOnce(tx: TenantDb, caller: Caller, propertyId: string, input: UpdatePropertyBody, force: boolean, lockValues: boolean, ifMatch: Precondition | undefined) {
     const peek = await repo.findProperty(tx, propertyId);
     if (!peek) throw errors.notFound('Property');
     const entityId = peek.entity_id;
@@ -394,6 +397,7 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
     // Entity first, then property: the same lock order as creates.
     await entities.requireUsable(tx, caller, entityId, { lock: true }).catch(asPropertyNotFound);
     const { row: current, entity } = await load(tx, caller, propertyId, true);
+    assertPrecondition(ifMatch, current.version, 'The property');
 
     const { fieldType, options } = nextDefinition(current, input);
     const key = input.key === undefined ? current.key : (input.key || null);
@@ -479,7 +483,7 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
       const force = updateOptions.force === true;
       for (let attempt = 1; ; attempt++) {
         try {
-          const { row, conversion } = await tenant.transaction((tx) => updateOnce(tx, caller, propertyId, input, force, attempt > 1));
+          const { row, conversion } = await tenant.transaction((tx) => updateOnce(tx, caller, propertyId, input, force, attempt > 1, updateOptions.ifMatch));
           return { ...toProperty(row, caller), ...(conversion ? { conversion } : {}) };
         } catch (error) {
           if (error instanceof RetryWithValueLocks) {
@@ -496,7 +500,7 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
       }
     },
 
-    async remove(tenant, caller, propertyId) {
+    async remove(tenant, caller, propertyId, removeOptions = {}) {
       return tenant.transaction(async (tx) => {
         const peek = await repo.findProperty(tx, propertyId);
         if (!peek) throw errors.notFound('Property');
@@ -505,6 +509,7 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
           throw error;
         });
         const { row, entity } = await load(tx, caller, propertyId, true);
+        assertPrecondition(removeOptions.ifMatch, row.version, 'The property');
         const others = (await repo.liveProperties(tx, [row.entity_id])).filter((p) => p.property_id !== propertyId);
         assertSettingsStillFit(entity, others.map(toPropertyInfo), `Deleting "${row.name}"`);
         const now = new Date();

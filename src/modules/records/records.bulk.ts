@@ -8,6 +8,7 @@ import type { CountLimit } from '../plans/plan-limits.ts';
 import type { QuotaService } from '../plans/quota.service.ts';
 import { purgeLinksOfRecords } from '../relationships/relationships.purge.ts';
 import * as repo from './records.repository.ts';
+import type { RecordField } from '../properties/properties.service.ts';
 import type { BulkDeleteBody, BulkFailure, BulkRestoreBody, BulkResult, BulkUpdateItem, CreateRecordBody } from './records.schemas.ts';
 
 /**
@@ -52,8 +53,9 @@ export interface BulkDeps {
  * before records are deleted for good.
  */
 export interface RecordWriteHooks {
-  recordsChanged(tx: TenantDb, entityId: string, recordIds: readonly string[]): Promise<void>;
-  recordsDeleting(tx: TenantDb, recordIds: readonly string[]): Promise<void>;
+  recordsChanged(tx: TenantDb, entityId: string, recordIds: readonly string[], fields?: readonly RecordField[]): Promise<void>;
+  /** Returns what to call once the records (and their links) are gone. */
+  recordsDeleting(tx: TenantDb, recordIds: readonly string[]): Promise<() => Promise<void>>;
 }
 
 /** recordsChanged once per entity of the written records. */
@@ -72,7 +74,7 @@ export interface BulkHelpers<V> {
   /** The entity as records see it; throws 404/410/403 like every record endpoint. */
   view(tenant: TenantDb, caller: Caller, entityId: string): Promise<V>;
   /** Validates and normalises `data` against the view's live properties; throws a 400 naming each property. */
-  normalizeData(v: V, data: Record<string, unknown>): Record<string, unknown>;
+  normalizeData(v: V, data: Record<string, unknown>, current?: Record<string, unknown>): Record<string, unknown>;
 }
 
 type ItemFailure = Omit<BulkFailure, 'index' | 'recordId'>;
@@ -207,7 +209,7 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
             if (item.data) {
               // Merged key by key; null clears. Values of deleted properties are kept (restorable).
               data = { ...row.data };
-              for (const [propertyId, value] of Object.entries(helpers.normalizeData(v, item.data))) {
+              for (const [propertyId, value] of Object.entries(helpers.normalizeData(v, item.data, row.data))) {
                 if (value === null) delete data[propertyId];
                 else data[propertyId] = value;
               }
@@ -240,10 +242,11 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
         });
         if (permanent) {
           // The records are locked (decide): their links go first, giving relationships.max back.
+          const afterDelete = await hooks.recordsDeleting(tx, eligible);
           await purgeLinksOfRecords(tx, quota, eligible);
-          await hooks.recordsDeleting(tx, eligible);
           const removed = await repo.deleteRecords(tx, eligible);
           await quota.release(tx, 'records.max', removed);
+          await afterDelete();
         } else {
           await repo.markDeleted(tx, eligible, true, new Date(clock()));
           await notifyChanged(hooks, tx, eligible.map((recordId) => ({ entityId: entityOf(recordId), recordId })));

@@ -6,7 +6,7 @@ import { compileConditionGroup } from '../../query/compile.ts';
 import type { Condition, ConditionGroup } from '../../query/types.ts';
 import { catalogOf, conditionsOf, validateConditionGroup, type Catalog } from '../../query/validate.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
-import type { PropertiesService } from '../properties/properties.service.ts';
+import type { PropertiesService, RecordField } from '../properties/properties.service.ts';
 import type { RelationshipFieldsLoader } from '../relationships/relationship-fields.ts';
 import * as repo from './records.repository.ts';
 
@@ -30,8 +30,11 @@ export interface ConditionEvaluation {
   checkConditions(tenant: TenantDb, entityId: string, conditions: unknown, path?: string): Promise<ConditionGroup>;
   /** The group as SQL over `records`, or undefined when it no longer fits the entity. */
   conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown): Promise<RawBuilder<SqlBool> | undefined>;
-  /** Whether each given live record matches each group (invalid groups match nothing). */
-  evaluate(tenant: TenantDb, entityId: string, groups: readonly unknown[], recordIds: readonly string[]): Promise<Map<string, boolean[]>>;
+  /**
+   * Whether each given live record matches each group (invalid groups match nothing). `fields`:
+   * the entity's live properties when the caller already holds them (a record write does).
+   */
+  evaluate(tenant: TenantDb, entityId: string, groups: readonly unknown[], recordIds: readonly string[], fields?: readonly RecordField[]): Promise<Map<string, boolean[]>>;
   /** `SELECT record_id` of the live records matching, for a set-based rebuild; undefined when invalid. */
   matchingIds(tenant: TenantDb, entityId: string, conditions: unknown): Promise<ReturnType<typeof repo.matchingRecordIds> | undefined>;
   /** Exact count of the live records matching `where` (from conditionsSql or a membership filter). */
@@ -39,8 +42,12 @@ export interface ConditionEvaluation {
   /** Every node of the group evaluated for one live record; undefined when the record is not live in the entity. */
   explain(tenant: TenantDb, entityId: string, group: ConditionGroup, recordId: string): Promise<ExplainedNode | undefined>;
   resolve(tenant: TenantDb, entityId: string, conditions: unknown): Promise<Resolved>;
-  /** The entity's masked properties a group filters on (MEMBERs may not: it would reveal their values). */
-  maskedFieldsIn(tenant: TenantDb, entityId: string, group: ConditionGroup): Promise<string[]>;
+  /**
+   * 403 when the caller may not filter on a property the group uses: a MEMBER and a masked
+   * property of the entity, or of the related entity inside a relationship `where` (either
+   * would reveal the values through counts and matches).
+   */
+  assertMayFilter(tenant: TenantDb, caller: Caller, entityId: string, group: ConditionGroup): Promise<void>;
 }
 
 const ACCOUNT_VIEW: Caller = { accountId: '', memberId: '', role: 'OWNER', apiKey: '', workspaceId: null };
@@ -63,8 +70,8 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
   const { properties, relationshipFields, clock } = deps;
 
   /** The entity's catalog for all of `inputs` at once: its properties read once, the relationship types they name added. */
-  async function catalogFor(tenant: TenantDb, entityId: string, inputs: readonly unknown[]): Promise<Catalog> {
-    const fields = await properties.recordFields(tenant, entityId);
+  async function catalogFor(tenant: TenantDb, entityId: string, inputs: readonly unknown[], known?: readonly RecordField[]): Promise<Catalog> {
+    const fields = known ?? await properties.recordFields(tenant, entityId);
     return relationshipFields.extend(tenant, { ...ACCOUNT_VIEW, accountId: tenant.accountId }, entityId, catalogOf(fields), inputs);
   }
 
@@ -105,9 +112,9 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
       return resolved.group;
     },
 
-    async evaluate(tenant, entityId, groups, recordIds) {
+    async evaluate(tenant, entityId, groups, recordIds, fields) {
       // One catalog for every group: a write costs the same few queries however many segments watch it.
-      const catalog = await catalogFor(tenant, entityId, groups);
+      const catalog = await catalogFor(tenant, entityId, groups, fields);
       const compiled = groups.map((conditions) => {
         const resolved = validateWith(catalog, conditions, 'conditions');
         return resolved.valid ? compile(resolved.group, resolved.catalog) : sql<SqlBool>`false`;
@@ -122,9 +129,14 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
 
     countWhere: repo.countRecords,
 
-    async maskedFieldsIn(tenant, entityId, group) {
-      const masked = new Set((await properties.recordFields(tenant, entityId)).filter((f) => f.isMasked).map((f) => f.propertyId));
-      return conditionsOf(group).map((c) => c.field.replace(/^data\./, '')).filter((id) => masked.has(id));
+    async assertMayFilter(tenant, caller, entityId, group) {
+      if (caller.role !== 'MEMBER') return;
+      const fields = await properties.recordFields(tenant, entityId);
+      const masked = new Set(fields.filter((f) => f.isMasked).map((f) => f.propertyId));
+      const own = conditionsOf(group).map((c) => c.field.replace(/^data\./, '')).find((id) => masked.has(id));
+      if (own) throw errors.forbidden(`Property ${own} is masked: filtering on it needs the ADMIN role.`);
+      // The caller's own catalog marks the related entities' masked properties: validating with it refuses them in `where`.
+      validateConditionGroup(group, await relationshipFields.extend(tenant, caller, entityId, catalogOf(fields), group), 'conditions');
     },
 
     async explain(tenant, entityId, group, recordId) {

@@ -5,6 +5,9 @@ import { afterNull, afterValued, cursorKey, cursorValue, orderNull, orderValued,
 
 export type RecordRow = Selectable<RecordsTable>;
 
+/** `version = version + 1`: part of every UPDATE of records (optimistic concurrency, migration 0010). */
+export const nextVersion = sql<number>`records.version + 1`;
+
 export function findRecord(tenant: TenantDb, recordId: string, options: { lock?: boolean } = {}): Promise<RecordRow | undefined> {
   const query = tenant.selectFrom('records').selectAll().where('record_id', '=', recordId);
   return (options.lock ? query.forUpdate() : query).executeTakeFirst();
@@ -15,7 +18,7 @@ export function findRecords(tenant: TenantDb, recordIds: readonly string[]): Pro
   return tenant.selectFrom('records').selectAll().where('record_id', 'in', recordIds).forUpdate().execute();
 }
 
-export type NewRecordRow = Omit<RecordRow, 'account_id' | 'is_deleted' | 'date_deleted' | 'data'> & { data: Record<string, unknown> };
+export type NewRecordRow = Omit<RecordRow, 'account_id' | 'is_deleted' | 'date_deleted' | 'data' | 'version'> & { data: Record<string, unknown> };
 
 export function insertRecords(tenant: TenantDb, rows: NewRecordRow[]): Promise<RecordRow[]> {
   return tenant.insertInto('records')
@@ -27,7 +30,7 @@ export function insertRecords(tenant: TenantDb, rows: NewRecordRow[]): Promise<R
 export function updateRecord(tenant: TenantDb, recordId: string, changes: { name?: string; data?: Record<string, unknown>; tags?: string[]; owner_id?: string | null; updated_by: string; date_updated: Date }): Promise<RecordRow | undefined> {
   const { data, ...rest } = changes;
   return tenant.updateTable('records')
-    .set({ ...rest, ...(data ? { data: JSON.stringify(data) } : {}) })
+    .set({ ...rest, ...(data ? { data: JSON.stringify(data) } : {}), version: nextVersion })
     .where('record_id', '=', recordId)
     .returningAll()
     .executeTakeFirst();
@@ -36,7 +39,7 @@ export function updateRecord(tenant: TenantDb, recordId: string, changes: { name
 export async function setDeleted(tenant: TenantDb, recordIds: readonly string[], deleted: boolean, at: Date): Promise<RecordRow[]> {
   if (recordIds.length === 0) return [];
   return tenant.updateTable('records')
-    .set({ is_deleted: deleted, date_deleted: deleted ? at : null })
+    .set({ is_deleted: deleted, date_deleted: deleted ? at : null, version: nextVersion })
     .where('record_id', 'in', recordIds)
     .where('is_deleted', '=', !deleted)
     .returningAll()
@@ -227,6 +230,7 @@ export async function updateRecordBatch(tenant: TenantDb, rows: readonly BulkRec
       owner_id: sql<string | null>`v.owner_id`,
       updated_by: by,
       date_updated: at,
+      version: nextVersion,
     })
     .where(sql<SqlBool>`records.record_id = v.record_id`)
     .execute();
@@ -236,7 +240,7 @@ export async function updateRecordBatch(tenant: TenantDb, rows: readonly BulkRec
 export async function markDeleted(tenant: TenantDb, recordIds: readonly string[], deleted: boolean, at: Date): Promise<number> {
   if (recordIds.length === 0) return 0;
   const result = await tenant.updateTable('records')
-    .set({ is_deleted: deleted, date_deleted: deleted ? at : null })
+    .set({ is_deleted: deleted, date_deleted: deleted ? at : null, version: nextVersion })
     .where('record_id', 'in', recordIds)
     .where('is_deleted', '=', !deleted)
     .executeTakeFirst();

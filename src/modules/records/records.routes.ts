@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { ifMatch, IfMatchHeaders } from '../../http/etag.ts';
 import { responses } from '../../http/schemas/common.ts';
 import type { TypedApp } from '../../http/route-types.ts';
 import {
@@ -115,14 +116,15 @@ export async function recordsRoutes(app: TypedApp, { records, bulkBodyLimit = DE
       tags,
       summary: 'Change a record: data merged key by key (null clears), tags replaced',
       params: RecordParams,
+      headers: IfMatchHeaders,
       body: UpdateRecordBody,
-      response: responses({ 200: CrmRecord }, [400, 403, 404, 410]),
+      response: responses({ 200: CrmRecord }, [400, 403, 404, 410, 412]),
     },
-  }, (request) => records.update(request.tenant, request.caller, request.params.recordId, request.body));
+  }, (request) => records.update(request.tenant, request.caller, request.params.recordId, request.body, { ifMatch: ifMatch(request) }));
 
   app.delete('/records/:recordId', {
-    schema: { tags, summary: 'Move a record to the trash', params: RecordParams, response: responses({ 200: DeletedRecord }, [403, 404, 410]) },
-  }, (request) => records.remove(request.tenant, request.caller, request.params.recordId));
+    schema: { tags, summary: 'Move a record to the trash', params: RecordParams, headers: IfMatchHeaders, response: responses({ 200: DeletedRecord }, [400, 403, 404, 410, 412]) },
+  }, (request) => records.remove(request.tenant, request.caller, request.params.recordId, { ifMatch: ifMatch(request) }));
 
   app.post('/records/:recordId/restore', {
     schema: { tags, summary: 'Restore a record from the trash', params: RecordParams, response: responses({ 200: CrmRecord }, [403, 404, 410]) },

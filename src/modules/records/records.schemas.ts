@@ -71,7 +71,7 @@ export type ListRecordsQuery = Static<typeof ListRecordsQuery>;
 export const ConditionGroupSchema = Type.Object({
   operator: Type.Enum(['AND', 'OR']),
   conditions: Type.Array(Type.Unknown(), { maxItems: 50, description: 'conditions {field, operator, value} or nested groups (≤5 levels); see docs/query-language.md' }),
-}, { description: 'API.md §6' });
+}, { description: 'API.md §6. The full grammar is #/components/schemas/ConditionGroup of this document; conditions are checked against the entity with 400s naming the JSON path.' });
 
 export const AdvancedSearchBody = Type.Object({
   entityId: EntityId,

@@ -3,6 +3,7 @@ import { errors, type ErrorDetail } from '../../errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { newId } from '../../lib/ids.ts';
+import { assertPrecondition, withVersion, type Precondition } from '../../lib/versioning.ts';
 import { compileConditionGroup, escapeLike } from '../../query/compile.ts';
 import type { Condition, ConditionGroup } from '../../query/types.ts';
 import { catalogOf, conditionsOf, validateCondition, validateConditionGroup, type Catalog } from '../../query/validate.ts';
@@ -33,8 +34,9 @@ export interface RecordPage {
 export interface RecordsService extends BulkOperations {
   create(tenant: TenantDb, caller: Caller, input: CreateRecordBody): Promise<CrmRecord>;
   get(tenant: TenantDb, caller: Caller, recordId: string): Promise<CrmRecord>;
-  update(tenant: TenantDb, caller: Caller, recordId: string, input: UpdateRecordBody): Promise<CrmRecord>;
-  remove(tenant: TenantDb, caller: Caller, recordId: string): Promise<{ recordId: string; entityId: string }>;
+  /** `ifMatch`: the client's If-Match, checked against the locked row (412 PreconditionFailed). */
+  update(tenant: TenantDb, caller: Caller, recordId: string, input: UpdateRecordBody, options?: { ifMatch?: Precondition }): Promise<CrmRecord>;
+  remove(tenant: TenantDb, caller: Caller, recordId: string, options?: { ifMatch?: Precondition }): Promise<{ recordId: string; entityId: string }>;
   restore(tenant: TenantDb, caller: Caller, recordId: string): Promise<CrmRecord>;
   /** `scope`: an extra filter from another module (a segment's rules or membership). */
   list(tenant: TenantDb, caller: Caller, query: ListRecordsQuery, scope?: RawBuilder<SqlBool>): Promise<RecordPage>;
@@ -104,7 +106,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       if (!field) continue;
       data[propertyId] = v.masked && field.isMasked ? maskValue(field.fieldType, value) : value;
     }
-    return {
+    return withVersion({
       recordId: row.record_id,
       accountId: row.account_id,
       entityId: row.entity_id,
@@ -117,14 +119,15 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       updatedBy: row.updated_by,
       dateCreated: row.date_created.toISOString(),
       dateUpdated: row.date_updated.toISOString(),
-    };
+    }, row.version);
   }
 
   /** Validates and normalises `data` against the entity's live properties; every problem is reported. */
-  function normalizeData(v: EntityView, data: Record<string, unknown>, path = 'data'): Record<string, unknown> {
+  function normalizeData(v: EntityView, data: Record<string, unknown>, current?: Record<string, unknown>, path = 'data'): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     const details: ErrorDetail[] = [];
     for (const [propertyId, value] of Object.entries(data)) {
+      if (current && isMaskedEcho(v, propertyId, value, current)) continue;
       const field = v.byId.get(propertyId);
       if (!field) {
         details.push({ path: `${path}.${propertyId}`, message: 'is not a live property of this entity' });
@@ -138,6 +141,17 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       throw errors.validation(`${details[0]!.path}: ${details[0]!.message}${details.length > 1 ? ` (and ${details.length - 1} more)` : ''}`, details);
     }
     return out;
+  }
+
+  /**
+   * A MEMBER who reads a record gets masked values ("***", "h***@example.com") and may send the
+   * record back unchanged: a value equal to the masked form of what is stored is that echo, and
+   * leaves the stored value alone instead of overwriting it with the mask.
+   */
+  function isMaskedEcho(v: EntityView, propertyId: string, value: unknown, current: Record<string, unknown>): boolean {
+    const field = v.byId.get(propertyId);
+    if (!v.masked || !field?.isMasked || current[propertyId] === undefined) return false;
+    return JSON.stringify(maskValue(field.fieldType, current[propertyId])) === JSON.stringify(value);
   }
 
   async function assertOwner(tenant: TenantDb, ownerId: string | null | undefined): Promise<void> {
@@ -207,7 +221,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
 
   return {
     // Bulk create/update/delete/restore: the same checks as the single endpoints, per item (records.bulk.ts).
-    ...createBulkOperations({ members, quota, clock, hooks: deps.hooks }, { view, normalizeData: (v, data) => normalizeData(v, data) }),
+    ...createBulkOperations({ members, quota, clock, hooks: deps.hooks }, { view, normalizeData: (v, data, current) => normalizeData(v, data, current) }),
 
     async create(tenant, caller, input) {
       return tenant.transaction(async (tx) => {
@@ -229,7 +243,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
           date_created: now,
           date_updated: now,
         }]);
-        await deps.hooks.recordsChanged(tx, v.entityId, [row!.record_id]);
+        await deps.hooks.recordsChanged(tx, v.entityId, [row!.record_id], v.fields);
         return toRecord(row!, v);
       });
     },
@@ -239,14 +253,15 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       return toRecord(row, v);
     },
 
-    async update(tenant, caller, recordId, input) {
+    async update(tenant, caller, recordId, input, options = {}) {
       return tenant.transaction(async (tx) => {
         const { row, v } = await load(tx, caller, recordId, { lock: true });
+        assertPrecondition(options.ifMatch, row.version, 'The record');
         let data: Record<string, unknown> | undefined;
         if (input.data) {
           // Merged key by key; null clears. Values of deleted properties are kept (restorable).
           data = { ...row.data };
-          for (const [propertyId, value] of Object.entries(normalizeData(v, input.data))) {
+          for (const [propertyId, value] of Object.entries(normalizeData(v, input.data, row.data))) {
             if (value === null) delete data[propertyId];
             else data[propertyId] = value;
           }
@@ -260,16 +275,17 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
           updated_by: caller.memberId,
           date_updated: new Date(clock()),
         });
-        await deps.hooks.recordsChanged(tx, v.entityId, [recordId]);
+        await deps.hooks.recordsChanged(tx, v.entityId, [recordId], v.fields);
         return toRecord(updated!, v);
       });
     },
 
-    async remove(tenant, caller, recordId) {
+    async remove(tenant, caller, recordId, options = {}) {
       return tenant.transaction(async (tx) => {
-        const { row } = await load(tx, caller, recordId, { lock: true });
+        const { row, v } = await load(tx, caller, recordId, { lock: true });
+        assertPrecondition(options.ifMatch, row.version, 'The record');
         await repo.setDeleted(tx, [recordId], true, new Date(clock()));
-        await deps.hooks.recordsChanged(tx, row.entity_id, [recordId]);
+        await deps.hooks.recordsChanged(tx, row.entity_id, [recordId], v.fields);
         return { recordId, entityId: row.entity_id };
       });
     },
@@ -279,7 +295,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
         const { row, v } = await load(tx, caller, recordId, { lock: true, allowTrashed: true });
         if (!row.is_deleted) return toRecord(row, v);
         const [restored] = await repo.setDeleted(tx, [recordId], false, new Date(clock()));
-        await deps.hooks.recordsChanged(tx, row.entity_id, [recordId]);
+        await deps.hooks.recordsChanged(tx, row.entity_id, [recordId], v.fields);
         return toRecord(restored ?? row, v);
       });
     },

@@ -41,6 +41,7 @@ export function createRelationshipFields(deps: { entities: EntitiesService; prop
           sides,
           related: catalogOf(properties),
           masked: new Set(caller.role === 'MEMBER' ? properties.filter((p) => p.isMasked).map((p) => p.propertyId) : []),
+          workspaceId: caller.workspaceId,
         });
       }
       return withRelationships(catalog, fields);

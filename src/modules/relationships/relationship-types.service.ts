@@ -6,6 +6,7 @@ import { newId } from '../../lib/ids.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
 import type { EntitiesService } from '../entities/entities.service.ts';
 import type { QuotaService } from '../plans/quota.service.ts';
+import type { LinkWriteHooks } from './relationship-links.ts';
 import * as repo from './relationships.repository.ts';
 import { TYPE_LIST_CAP, type CreateRelationshipTypeBody, type RelationshipType, type UpdateRelationshipTypeBody } from './relationships.schemas.ts';
 
@@ -44,7 +45,7 @@ function duplicateName(name: string) {
   return errors.conflict(`A relationship type named "${name}" already links these two entities.`);
 }
 
-export function createRelationshipTypesService(deps: { entities: EntitiesService; quota: QuotaService; clock: Clock }): RelationshipTypesService {
+export function createRelationshipTypesService(deps: { entities: EntitiesService; quota: QuotaService; clock: Clock; hooks: Pick<LinkWriteHooks, 'typeRemoved'> }): RelationshipTypesService {
   const { entities, quota, clock } = deps;
 
   async function requireUsable(tenant: TenantDb, caller: Caller, typeId: string, options: { lock?: boolean } = {}) {
@@ -132,6 +133,7 @@ export function createRelationshipTypesService(deps: { entities: EntitiesService
         const deleted = links > 0 ? await repo.deleteLinksOfType(tx, typeId) : 0;
         await quota.release(tx, 'relationships.max', deleted);
         await repo.deleteType(tx, typeId);
+        await deps.hooks.typeRemoved(tx, typeId);
         await quota.release(tx, 'relationshipTypes.maxPerEntity', 1, type.source_entity_id);
         return { relationshipTypeId: typeId, deletedRelationships: deleted };
       });

@@ -8,6 +8,7 @@ import type { PropertiesService, RecordField } from '../properties/properties.se
 import type { RecordsService } from '../records/records.service.ts';
 import type { RelationshipTypesService } from './relationship-types.service.ts';
 import * as repo from './relationships.repository.ts';
+import type { LinkWriteHooks } from './relationship-links.ts';
 import {
   BULK_MAX_LINKS, MATCH_MAX_CANDIDATES, MATCH_MAX_SELECTED,
   type BulkLinkBody, type BulkMatchBody, type MatchField, type Selector,
@@ -35,6 +36,7 @@ export interface BulkLinkingDeps {
   properties: PropertiesService;
   quota: QuotaService;
   clock: Clock;
+  hooks: LinkWriteHooks;
 }
 
 const unique = (ids: readonly string[]) => [...new Set(ids)];
@@ -90,6 +92,12 @@ export function createBulkLinking(deps: BulkLinkingDeps): BulkLinking {
       at: now,
     });
     await quota.reserve(tx, 'relationships.max', created);
+    if (created > 0) {
+      await deps.hooks.linksChanged(tx, [
+        { entityId: type.source_entity_id, recordIds: unique(pairs.map((p) => p[0])) },
+        { entityId: type.target_entity_id, recordIds: unique(pairs.map((p) => p[1])) },
+      ]);
+    }
     return created;
   }
 

@@ -238,3 +238,26 @@ export function counterpartKeys(tenant: TenantDb, entityId: string, fields: read
     .limit(limit)
     .execute();
 }
+
+/* ---------- For segment maintenance (relationship-links.ts) ---------- */
+
+export async function typeIdsOfEntity(tenant: TenantDb, entityId: string): Promise<string[]> {
+  const rows = await tenant.selectFrom('relationship_types').select('relationship_type_id')
+    .where((eb) => eb.or([eb('source_entity_id', '=', entityId), eb('target_entity_id', '=', entityId)]))
+    .execute();
+  return rows.map((r) => r.relationship_type_id);
+}
+
+/** Both directions: links from `recordIds` give their targets, links to them give their sources. */
+export async function otherEndsOf(tenant: TenantDb, recordIds: readonly string[], typeIds: readonly string[]): Promise<{ entityId: string; recordId: string }[]> {
+  if (recordIds.length === 0 || typeIds.length === 0) return [];
+  const ids = [...recordIds];
+  const types = [...typeIds];
+  const [forward, backward] = await Promise.all([
+    tenant.selectFrom('relationships').select(['target_entity_id as entityId', 'target_record_id as recordId'])
+      .where('relationship_type_id', 'in', types).where('source_record_id', 'in', ids).execute(),
+    tenant.selectFrom('relationships').select(['source_entity_id as entityId', 'source_record_id as recordId'])
+      .where('relationship_type_id', 'in', types).where('target_record_id', 'in', ids).execute(),
+  ]);
+  return [...forward, ...backward];
+}

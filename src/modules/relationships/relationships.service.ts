@@ -10,6 +10,7 @@ import type { PropertiesService } from '../properties/properties.service.ts';
 import type { RecordsService } from '../records/records.service.ts';
 import type { RelationshipTypesService } from './relationship-types.service.ts';
 import { createBulkLinking, type BulkLinking } from './relationships.bulk.ts';
+import { groupEnds, type LinkQueries, type LinkWriteHooks } from './relationship-links.ts';
 import * as repo from './relationships.repository.ts';
 import {
   BY_TYPE_CAP, METADATA_MAX_BYTES, TYPE_LIST_CAP,
@@ -22,7 +23,7 @@ import {
  * direction. Reads show only links whose records and entities are live and visible to the
  * caller (relationships.repository.ts, Visibility); a hidden link answers 404 like an unknown one.
  */
-export interface RelationshipsService extends BulkLinking {
+export interface RelationshipsService extends BulkLinking, LinkQueries {
   create(tenant: TenantDb, caller: Caller, input: CreateRelationshipBody): Promise<Relationship>;
   get(tenant: TenantDb, caller: Caller, relationshipId: string): Promise<Relationship>;
   update(tenant: TenantDb, caller: Caller, relationshipId: string, input: UpdateRelationshipBody): Promise<Relationship>;
@@ -39,6 +40,7 @@ export interface RelationshipsServiceDeps {
   records: RecordsService;
   quota: QuotaService;
   clock: Clock;
+  hooks: LinkWriteHooks;
 }
 
 function toRelationship(row: repo.LinkRow): Relationship {
@@ -125,6 +127,11 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
   return {
     ...createBulkLinking(deps),
 
+    typesOfEntity: repo.typeIdsOfEntity,
+    async otherEnds(tx, recordIds, typeIds) {
+      return groupEnds(await repo.otherEndsOf(tx, recordIds, typeIds));
+    },
+
     async create(tenant, caller, input) {
       const metadata = checkMetadata(input.metadata ?? {});
       if (input.sourceRecordId === input.targetRecordId) {
@@ -139,7 +146,7 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
           await assertEnds(tx, [source, target]);
           await quota.reserve(tx, 'relationships.max');
           const now = new Date(clock());
-          return repo.insertLink(tx, {
+          const inserted = await repo.insertLink(tx, {
             relationship_id: newId('relationship', now),
             relationship_type_id: type.relationship_type_id,
             workspace_id: caller.workspaceId,
@@ -151,6 +158,8 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
             date_created: now,
             date_updated: now,
           });
+          await deps.hooks.linksChanged(tx, groupEnds([source, target]));
+          return inserted;
         });
         return toRelationship(row);
       } catch (error) {
@@ -183,10 +192,14 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
 
     async remove(tenant, caller, relationshipId) {
       return tenant.transaction(async (tx) => {
-        await visible(tx, caller, relationshipId);
+        const current = await visible(tx, caller, relationshipId);
         if (!(await repo.lockLink(tx, relationshipId))) throw errors.notFound('Relationship');
         await repo.deleteLink(tx, relationshipId);
         await quota.release(tx, 'relationships.max');
+        await deps.hooks.linksChanged(tx, groupEnds([
+          { entityId: current.source_entity_id, recordId: current.source_record_id },
+          { entityId: current.target_entity_id, recordId: current.target_record_id },
+        ]));
         return { relationshipId };
       });
     },

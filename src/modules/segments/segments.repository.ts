@@ -40,7 +40,10 @@ export function insertSegment(tenant: TenantDb, row: NewSegmentRow): Promise<Seg
 }
 
 export function updateSegment(tenant: TenantDb, segmentId: string, changes: Updateable<SegmentsTable>): Promise<SegmentRow> {
-  return tenant.updateTable('segments').set(changes).where('segment_id', '=', segmentId).returningAll().executeTakeFirstOrThrow();
+  // version: the ETag (migration 0010). Only this client-driven update moves it: memberCount and
+  // lastEvaluatedAt are derived, and their maintenance statements below leave it alone.
+  return tenant.updateTable('segments').set({ ...changes, version: sql<number>`segments.version + 1` })
+    .where('segment_id', '=', segmentId).returningAll().executeTakeFirstOrThrow();
 }
 
 export async function deleteSegment(tenant: TenantDb, segmentId: string): Promise<void> {
@@ -49,19 +52,35 @@ export async function deleteSegment(tenant: TenantDb, segmentId: string): Promis
 
 /* ---------- CACHED membership ---------- */
 
+export interface MaintainedFilter {
+  /** Segments of this entity. */
+  ownOf?: string;
+  /** Segments naming any of these relationship types. */
+  dependingOnAny?: readonly string[];
+  /** Segments naming any relationship type at all. */
+  anyDependencies?: boolean;
+}
+
 /**
- * Active CACHED segments of an entity, for maintaining them after a write. `share` (writers) takes
- * a key-share lock: writers do not block each other, but a rebuild (`exclusive`, FOR UPDATE)
- * waits for them and they for it, so a rebuild never works from a snapshot a writer has changed.
+ * Active CACHED segments matching any part of `filter`, in segment order, locked. `share`
+ * (writers) takes a key-share lock: writers do not block each other, but a rebuild (`exclusive`,
+ * FOR UPDATE) waits for them and they for it, so a rebuild never works from a snapshot a writer
+ * has changed. One statement per caller, always in segment order: no lock-order deadlocks.
  */
-export function cachedSegmentsOf(tenant: TenantDb, entityId: string, lock: 'share' | 'exclusive'): Promise<SegmentRow[]> {
+export function maintainedSegments(tenant: TenantDb, filter: MaintainedFilter, lock: 'share' | 'exclusive'): Promise<SegmentRow[]> {
   const query = tenant.selectFrom('segments').selectAll()
-    .where('entity_id', '=', entityId).where('mode', '=', 'CACHED').where('is_active', '=', true)
+    .where('mode', '=', 'CACHED').where('is_active', '=', true)
+    .where((eb) => eb.or([
+      ...(filter.ownOf !== undefined ? [eb('entity_id', '=', filter.ownOf)] : []),
+      ...(filter.dependingOnAny?.length ? [sql<SqlBool>`depends_on_types && ${sql`ARRAY[${sql.join(filter.dependingOnAny)}]::text[]`}`] : []),
+      ...(filter.anyDependencies ? [sql<SqlBool>`cardinality(depends_on_types) > 0`] : []),
+      sql<SqlBool>`false`,
+    ]))
     .orderBy('segment_id');
   return (lock === 'share' ? query.forKeyShare() : query.forUpdate()).execute();
 }
 
-/** Locks one segment for a rebuild (see cachedSegmentsOf). */
+/** Locks one segment for a rebuild (see maintainedSegments). */
 export async function lockForRebuild(tenant: TenantDb, segmentId: string): Promise<void> {
   await tenant.selectFrom('segments').select('segment_id').where('segment_id', '=', segmentId).forUpdate().execute();
 }
@@ -137,17 +156,28 @@ export async function applyMembershipChanges(tenant: TenantDb, entered: readonly
 export async function rebuildMembers(tenant: TenantDb, segmentId: string, matching: Expression<unknown> | undefined, now: Date, options: { events: boolean }): Promise<void> {
   const account = tenant.accountId;
   const source = matching ?? sql`SELECT NULL::text AS record_id WHERE false`;
+  // The difference comes from a FULL JOIN of what matches and what is stored: PostgreSQL runs a
+  // FULL JOIN only as a hash or merge join, never as the nested loop its (JSONB-blind) row
+  // estimates would otherwise pick for an anti-join, which made rebuilds quadratic.
   await tenant.executeRaw(sql`
     WITH matching AS MATERIALIZED (${source}),
+    stored AS MATERIALIZED (
+      SELECT record_id FROM segment_members WHERE account_id = ${account} AND segment_id = ${segmentId}
+    ),
+    diff AS MATERIALIZED (
+      SELECT coalesce(matching.record_id, stored.record_id) AS record_id,
+             matching.record_id IS NOT NULL AS matched, stored.record_id IS NOT NULL AS member
+      FROM matching FULL JOIN stored ON stored.record_id = matching.record_id
+    ),
     del AS (
-      DELETE FROM segment_members m
+      DELETE FROM segment_members m USING diff
       WHERE m.account_id = ${account} AND m.segment_id = ${segmentId}
-        AND NOT EXISTS (SELECT 1 FROM matching WHERE matching.record_id = m.record_id)
+        AND m.record_id = diff.record_id AND diff.member AND NOT diff.matched
       RETURNING m.record_id
     ),
     ins AS (
       INSERT INTO segment_members (account_id, segment_id, record_id, date_entered)
-      SELECT ${account}, ${segmentId}, record_id, ${now}::timestamptz FROM matching
+      SELECT ${account}, ${segmentId}, record_id, ${now}::timestamptz FROM diff WHERE diff.matched AND NOT diff.member
       ON CONFLICT DO NOTHING
       RETURNING record_id
     ),
@@ -157,7 +187,7 @@ export async function rebuildMembers(tenant: TenantDb, segmentId: string, matchi
       UNION ALL
       SELECT ${account}, ${segmentId}, record_id, 'segment.exited', ${now}::timestamptz FROM del WHERE ${options.events}::boolean
     )
-    UPDATE segments SET member_count = (SELECT count(*) FROM matching),
+    UPDATE segments SET member_count = (SELECT count(*) FROM diff WHERE diff.matched),
       last_evaluated_at = ${matching === undefined ? null : now}::timestamptz
     WHERE account_id = ${account} AND segment_id = ${segmentId}`);
 }

@@ -1,3 +1,4 @@
+import { ifMatch, IfMatchHeaders } from '../../http/etag.ts';
 import { responses } from '../../http/schemas/common.ts';
 import type { TypedApp } from '../../http/route-types.ts';
 import Type from 'typebox';
@@ -49,20 +50,22 @@ export async function segmentsRoutes(app: TypedApp, { segments }: { segments: Se
       tags,
       summary: 'Update a segment (its creator or an OWNER); new rules re-evaluate a CACHED segment at once',
       params: SegmentParams,
+      headers: IfMatchHeaders,
       body: UpdateSegmentBody,
-      response: responses({ 200: Segment }, [400, 403, 404, 410]),
+      response: responses({ 200: Segment }, [400, 403, 404, 410, 412]),
     },
-  }, (request) => segments.update(request.tenant, request.caller, request.params.segmentId, request.body));
+  }, (request) => segments.update(request.tenant, request.caller, request.params.segmentId, request.body, { ifMatch: ifMatch(request) }));
 
   app.delete('/segments/:segmentId', {
     schema: {
       tags,
       summary: 'Delete a segment (its creator or an OWNER) and its cached members',
       params: SegmentParams,
-      response: responses({ 200: DeletedSegment }, [400, 403, 404, 410]),
+      headers: IfMatchHeaders,
+      response: responses({ 200: DeletedSegment }, [400, 403, 404, 410, 412]),
     },
   }, async (request) => {
-    await segments.remove(request.tenant, request.caller, request.params.segmentId);
+    await segments.remove(request.tenant, request.caller, request.params.segmentId, { ifMatch: ifMatch(request) });
     return { segmentId: request.params.segmentId };
   });
 

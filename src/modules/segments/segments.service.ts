@@ -3,6 +3,7 @@ import { errors } from '../../errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { newId } from '../../lib/ids.ts';
+import { assertPrecondition, withVersion, type Precondition } from '../../lib/versioning.ts';
 import type { Condition, ConditionGroup } from '../../query/types.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
 import type { EntitiesService } from '../entities/entities.service.ts';
@@ -13,6 +14,7 @@ import type { RecordPage, RecordsService } from '../records/records.service.ts';
 import type { CrmRecord } from '../records/records.schemas.ts';
 import { createSegmentMaintenance, type SegmentMaintenance } from './segments.maintenance.ts';
 import * as repo from './segments.repository.ts';
+import type { LinkQueries } from '../relationships/relationship-links.ts';
 import {
   PREVIEW_SAMPLE, SEGMENT_LIST_CAP,
   type CreateSegmentBody, type Segment, type SegmentRecordsQuery, type UpdateSegmentBody,
@@ -30,8 +32,9 @@ export interface SegmentsService extends SegmentMaintenance {
   list(tenant: TenantDb, caller: Caller, entityId?: string): Promise<Segment[]>;
   get(tenant: TenantDb, caller: Caller, segmentId: string): Promise<Segment>;
   create(tenant: TenantDb, caller: Caller, input: CreateSegmentBody): Promise<Segment>;
-  update(tenant: TenantDb, caller: Caller, segmentId: string, input: UpdateSegmentBody): Promise<Segment>;
-  remove(tenant: TenantDb, caller: Caller, segmentId: string): Promise<void>;
+  /** `ifMatch`: the client's If-Match, checked against the locked row (412 PreconditionFailed). */
+  update(tenant: TenantDb, caller: Caller, segmentId: string, input: UpdateSegmentBody, options?: { ifMatch?: Precondition }): Promise<Segment>;
+  remove(tenant: TenantDb, caller: Caller, segmentId: string, options?: { ifMatch?: Precondition }): Promise<void>;
   records(tenant: TenantDb, caller: Caller, segmentId: string, query: SegmentRecordsQuery): Promise<RecordPage>;
   count(tenant: TenantDb, caller: Caller, segmentId: string): Promise<number>;
   preview(tenant: TenantDb, caller: Caller, input: { entityId: string; conditions: unknown }): Promise<{ count: number; sample: CrmRecord[] }>;
@@ -49,13 +52,22 @@ export interface SegmentsServiceDeps {
   records: RecordsService;
   evaluation: ConditionEvaluation;
   clock: Clock;
+  /** Late-bound: what the relationships module answers about links (it is built after segments' dependencies). */
+  links: () => LinkQueries;
 }
 
 const RELATIVE_DATE_OPERATORS = new Set(['withinLastDays', 'withinNextDays', 'olderThanDays']);
 
-/** Whether any condition is a relationship.<typeId> condition. */
-function usesRelationships(group: ConditionGroup): boolean {
-  return group.conditions.some((node) => 'conditions' in node ? usesRelationships(node) : node.field.startsWith('relationship.'));
+const RELATIONSHIP_FIELD = 'relationship.';
+
+/** The relationship types a validated group's conditions name (what CACHED members depend on across links). */
+function relationshipTypesOf(group: ConditionGroup): string[] {
+  const found = new Set<string>();
+  for (const node of group.conditions) {
+    if ('conditions' in node) relationshipTypesOf(node).forEach((t) => found.add(t));
+    else if (node.field.startsWith(RELATIONSHIP_FIELD)) found.add(node.field.slice(RELATIONSHIP_FIELD.length));
+  }
+  return [...found];
 }
 
 /** Whether any node (nested relationship `where` groups included) uses a relative date operator. */
@@ -67,11 +79,6 @@ function usesRelativeDates(group: ConditionGroup): boolean {
 
 /** Members of a CACHED segment change only with writes; time-relative rules would go stale. */
 function assertCacheable(group: ConditionGroup): void {
-  // Links and related records change membership too; until their writes maintain CACHED members, such rules stay REALTIME.
-  if (usesRelationships(group)) {
-    throw errors.validation('mode: CACHED segments cannot use relationship.<typeId> conditions yet (their members would not follow link and related-record writes); use REALTIME',
-      [{ path: 'mode', message: 'relationship conditions need REALTIME' }]);
-  }
   if (usesRelativeDates(group)) {
     throw errors.validation('mode: CACHED segments cannot use withinLastDays, withinNextDays or olderThanDays (their members change with time, not with writes); use REALTIME',
       [{ path: 'mode', message: 'relative date operators need REALTIME' }]);
@@ -80,11 +87,12 @@ function assertCacheable(group: ConditionGroup): void {
 
 export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsService {
   const { entities, members, quota, records, evaluation, clock } = deps;
-  const maintenance = createSegmentMaintenance({ evaluation, clock });
+  const maintenance = createSegmentMaintenance({ evaluation, clock, links: deps.links });
 
   async function toSegment(tenant: TenantDb, row: repo.SegmentRow): Promise<Segment> {
     const resolved = await evaluation.resolve(tenant, row.entity_id, row.conditions);
-    return {
+    // Tagged with the row version: the ETag, never a body field.
+    return withVersion({
       segmentId: row.segment_id,
       accountId: row.account_id,
       workspaceId: row.workspace_id,
@@ -106,7 +114,7 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
       updatedBy: row.updated_by,
       dateCreated: row.date_created.toISOString(),
       dateUpdated: row.date_updated.toISOString(),
-    };
+    }, row.version);
   }
 
   /** A segment the caller may read: 404 unknown or outside the key's workspace; its entity's 410/403. */
@@ -132,18 +140,32 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
   }
 
   /** MEMBERs may not filter on masked properties (API.md §1.7): a count or explain would reveal their values. */
-  async function assertUnmaskedUse(tenant: TenantDb, caller: Caller, entityId: string, group: ConditionGroup): Promise<void> {
-    if (caller.role !== 'MEMBER') return;
-    const [masked] = await evaluation.maskedFieldsIn(tenant, entityId, group);
-    if (masked) throw errors.forbidden(`Property ${masked} is masked: filtering on it needs the ADMIN role.`);
-  }
+  const assertUnmaskedUse = (tenant: TenantDb, caller: Caller, entityId: string, group: ConditionGroup) =>
+    evaluation.assertMayFilter(tenant, caller, entityId, group);
 
   /** Live membership is kept only for active CACHED segments; a read of any other evaluates. */
   const isMaintained = (row: repo.SegmentRow) => row.mode === 'CACHED' && row.is_active;
 
+  /**
+   * The records filter of a segment. Rules that no longer fit (a property or relationship type
+   * gone) match nothing, CACHED or not: members stored before a relationship type was purged
+   * with its entity are not served.
+   */
   async function filterOf(tenant: TenantDb, row: repo.SegmentRow): Promise<RawBuilder<SqlBool>> {
-    if (isMaintained(row)) return repo.memberFilter(tenant, row.segment_id);
-    return (await evaluation.conditionsSql(tenant, row.entity_id, row.conditions)) ?? sql<SqlBool>`false`;
+    if (servesStoredMembers(row)) return repo.memberFilter(tenant, row.segment_id);
+    const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions);
+    if (!where) return sql<SqlBool>`false`;
+    return isMaintained(row) ? repo.memberFilter(tenant, row.segment_id) : where;
+  }
+
+  /**
+   * Stored members can be served without re-checking the rules when nothing but a rebuild can
+   * make them unfit: without relationship conditions, every property change that could rebuilds
+   * the segment (emptying it when the rules no longer fit). A relationship type purged with its
+   * entity rebuilds nothing, so segments naming types are re-checked on read.
+   */
+  function servesStoredMembers(row: repo.SegmentRow): boolean {
+    return isMaintained(row) && row.depends_on_types.length === 0;
   }
 
   return {
@@ -177,6 +199,7 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
           description: input.description ?? null,
           color: input.color ?? null,
           conditions: JSON.stringify(input.conditions),
+          depends_on_types: relationshipTypesOf(group),
           mode,
           priority: input.priority ?? (await repo.nextPriority(tx, input.entityId)),
           is_active: input.isActive ?? true,
@@ -193,16 +216,19 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
       return toSegment(tenant, row);
     },
 
-    async update(tenant, caller, segmentId, input) {
+    async update(tenant, caller, segmentId, input, options = {}) {
       const row = await tenant.transaction(async (tx) => {
         const current = await load(tx, caller, segmentId, { lock: true });
         assertMayChange(caller, current);
+        assertPrecondition(options.ifMatch, current.version, 'The segment');
         const conditions = input.conditions ?? current.conditions;
         const mode = input.mode ?? current.mode;
+        let dependsOn: string[] | undefined;
         if (input.conditions !== undefined || input.mode !== undefined) {
           const group = await evaluation.checkConditions(tx, current.entity_id, conditions);
           await assertUnmaskedUse(tx, caller, current.entity_id, group);
           if (mode === 'CACHED') assertCacheable(group);
+          dependsOn = relationshipTypesOf(group);
         }
         await assertMember(tx, input.ownerId);
         const updated = await repo.updateSegment(tx, segmentId, {
@@ -210,6 +236,7 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
           ...(input.description !== undefined ? { description: input.description } : {}),
           ...(input.color !== undefined ? { color: input.color } : {}),
           ...(input.conditions !== undefined ? { conditions: JSON.stringify(input.conditions) } : {}),
+          ...(dependsOn !== undefined ? { depends_on_types: dependsOn } : {}),
           ...(input.priority !== undefined ? { priority: input.priority } : {}),
           ...(input.isActive !== undefined ? { is_active: input.isActive } : {}),
           ...(input.ownerId !== undefined ? { owner_id: input.ownerId } : {}),
@@ -228,10 +255,11 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
       return toSegment(tenant, row);
     },
 
-    async remove(tenant, caller, segmentId) {
+    async remove(tenant, caller, segmentId, options = {}) {
       await tenant.transaction(async (tx) => {
         const row = await load(tx, caller, segmentId, { lock: true });
         assertMayChange(caller, row);
+        assertPrecondition(options.ifMatch, row.version, 'The segment');
         await repo.deleteSegment(tx, segmentId);
         await quota.release(tx, 'segments.maxPerEntity', 1, row.entity_id);
       });
@@ -244,9 +272,10 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
 
     async count(tenant, caller, segmentId) {
       const row = await load(tenant, caller, segmentId);
-      if (isMaintained(row)) return row.member_count;
+      if (servesStoredMembers(row)) return row.member_count;
       const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions);
-      return where ? evaluation.countWhere(tenant, row.entity_id, where) : 0;
+      if (!where) return 0;
+      return isMaintained(row) ? row.member_count : evaluation.countWhere(tenant, row.entity_id, where);
     },
 
     async preview(tenant, caller, input) {
