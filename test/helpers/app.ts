@@ -100,3 +100,21 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
   };
 }
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/**
+ * Calls under /crm-core/v1, signed as `defaults()` unless other credentials are given (a getter,
+ * so suites can call this before their `before` hook has made the account). `ok` asserts a 2xx
+ * and returns the JSON.
+ */
+export function apiOf(app: () => TestApp, defaults: () => Credentials) {
+  const call = (method: Method, path: string, body?: unknown, creds: Credentials = defaults()) =>
+    app().call(creds, method, `/crm-core/v1${path}`, body);
+  async function ok(method: Method, path: string, body?: unknown, creds: Credentials = defaults()) {
+    const res = await call(method, path, body, creds);
+    if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${res.body}`);
+    return res.json();
+  }
+  return { call, ok };
+}

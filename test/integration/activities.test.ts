@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { purgeExpiredTrash } from '../../src/modules/trash/trash.purge.ts';
-import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
+import { apiOf, startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import { expectError, uniq } from '../helpers/assertions.ts';
 import type { Credentials } from '../helpers/sign.ts';
 
-const V1 = '/crm-core/v1';
 const UNKNOWN_RECORD = 'CRMRC1260101000000000ABCDEFGHIJK';
 const UNKNOWN_MEMBER = 'MEMzzzzzzzzzzz';
 const ALWAYS = ['activityId', 'accountId', 'workspaceId', 'entityId', 'recordId', 'activityType', 'relatedRecordIds', 'attachmentIds',
   'assignedMemberId', 'assignedMemberIds', 'metadata', 'visibility', 'ownerId', 'createdBy', 'dateCreated', 'dateUpdated'];
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 describe('activities (API.md §9)', () => {
   let t: TestApp;
@@ -22,12 +20,7 @@ describe('activities (API.md §9)', () => {
   let entityId: string;
   let recordId: string;
 
-  const call = (method: Method, path: string, body?: unknown, creds: Credentials = account) => t.call(creds, method, `${V1}${path}`, body);
-  async function ok(method: Method, path: string, body?: unknown, creds: Credentials = account) {
-    const res = await call(method, path, body, creds);
-    assert.ok(res.statusCode === 200 || res.statusCode === 201, `${method} ${path}: ${res.statusCode} ${res.body}`);
-    return res.json();
-  }
+  const { call, ok } = apiOf(() => t, () => account);
   const entity = async (extra: Record<string, unknown> = {}) => (await ok('POST', '/entities', { name: 'E', slug: uniq('e'), ...extra })).entityId as string;
   const record = async (entity: string = entityId) => (await ok('POST', '/records', { entityId: entity, name: uniq('r') })).recordId as string;
   const activity = (body: Record<string, unknown>, creds: Credentials = account) => ok('POST', '/activities', { activityType: 'NOTE', ...body }, creds);
@@ -340,8 +333,8 @@ describe('activities (API.md §9)', () => {
     expectError(await call('POST', '/activities', { activityType: 'NOTE', recordId: recA }, wsB), 404, 'NotFound');
 
     const stranger = await t.newAccount();
-    expectError(await t.call(stranger, 'GET', `${V1}/activities/${shared.activityId}`), 404, 'NotFound');
-    expectError(await t.call(stranger, 'POST', `${V1}/activities`, { activityType: 'NOTE', recordId }), 404, 'NotFound');
-    assert.ok(!ids((await t.call(stranger, 'GET', `${V1}/activities?limit=200`)).json()).includes(shared.activityId));
+    expectError(await call('GET', `/activities/${shared.activityId}`, undefined, stranger), 404, 'NotFound');
+    expectError(await call('POST', `/activities`, { activityType: 'NOTE', recordId }, stranger), 404, 'NotFound');
+    assert.ok(!ids((await call('GET', `/activities?limit=200`, undefined, stranger)).json()).includes(shared.activityId));
   });
 });

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { purgeExpiredTrash } from '../../src/modules/trash/trash.purge.ts';
-import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
+import { apiOf, startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import { expectError, uniq } from '../helpers/assertions.ts';
 import type { Credentials } from '../helpers/sign.ts';
 
-const V1 = '/crm-core/v1';
 const UNKNOWN_RECORD = 'CRMRC1260101000000000ABCDEFGHIJK';
 const EVENT_FIELDS = ['eventId', 'accountId', 'entityId', 'recordId', 'eventType', 'category', 'label', 'value', 'properties', 'occurredAt', 'dateCreated'];
 
-type Method = 'GET' | 'POST' | 'DELETE' | 'PATCH';
 
 describe('events (API.md §9)', () => {
   let t: TestApp;
@@ -18,12 +16,7 @@ describe('events (API.md §9)', () => {
   let entityId: string;
   let recordId: string;
 
-  const call = (method: Method, path: string, body?: unknown, creds: Credentials = account) => t.call(creds, method, `${V1}${path}`, body);
-  async function ok(method: Method, path: string, body?: unknown, creds: Credentials = account) {
-    const res = await call(method, path, body, creds);
-    assert.ok(res.statusCode === 200 || res.statusCode === 201, `${method} ${path}: ${res.statusCode} ${res.body}`);
-    return res.json();
-  }
+  const { call, ok } = apiOf(() => t, () => account);
   const entity = async (extra: Record<string, unknown> = {}) => (await ok('POST', '/entities', { name: 'E', slug: uniq('e'), ...extra })).entityId as string;
   const record = async (entity: string = entityId) => (await ok('POST', '/records', { entityId: entity, name: uniq('r') })).recordId as string;
   const event = (body: Record<string, unknown>, creds: Credentials = account) => ok('POST', '/events', { entityId, recordId, eventType: 'purchase', ...body }, creds);
@@ -238,7 +231,7 @@ describe('events (API.md §9)', () => {
     assert.equal((await ok('GET', `/events?entityId=${e}`, undefined, wsA)).data.length, 1);
 
     const stranger = await t.newAccount();
-    expectError(await t.call(stranger, 'POST', `${V1}/events`, { entityId, recordId, eventType: 'x' }), 404, 'NotFound');
-    expectError(await t.call(stranger, 'GET', `${V1}/events?recordId=${recordId}`), 404, 'NotFound');
+    expectError(await call('POST', `/events`, { entityId, recordId, eventType: 'x' }, stranger), 404, 'NotFound');
+    expectError(await call('GET', `/events?recordId=${recordId}`, undefined, stranger), 404, 'NotFound');
   });
 });

@@ -42,6 +42,8 @@ export interface ConditionEvaluation {
   /** Every node of the group evaluated for one live record; undefined when the record is not live in the entity. */
   explain(tenant: TenantDb, entityId: string, group: ConditionGroup, recordId: string): Promise<ExplainedNode | undefined>;
   resolve(tenant: TenantDb, entityId: string, conditions: unknown): Promise<Resolved>;
+  /** Many stored groups of one entity at once: its properties are read once (segment lists). */
+  resolveAll(tenant: TenantDb, entityId: string, groups: readonly unknown[]): Promise<Resolved[]>;
   /**
    * 403 when the caller may not filter on a property the group uses: a MEMBER and a masked
    * property of the entity, or of the related entity inside a relationship `where` (either
@@ -84,15 +86,19 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
     }
   }
 
-  async function resolve(tenant: TenantDb, entityId: string, conditions: unknown, path = 'conditions'): Promise<Resolved> {
+  async function resolveAll(tenant: TenantDb, entityId: string, groups: readonly unknown[], path = 'conditions', known?: readonly RecordField[]): Promise<Resolved[]> {
     let catalog: Catalog;
     try {
-      catalog = await catalogFor(tenant, entityId, [conditions]);
+      catalog = await catalogFor(tenant, entityId, groups, known);
     } catch (error) {
-      if (error instanceof AppError && error.status < 500) return { valid: false, reason: error.message };
+      if (error instanceof AppError && error.status < 500) return groups.map(() => ({ valid: false, reason: error.message }));
       throw error;
     }
-    return validateWith(catalog, conditions, path);
+    return groups.map((conditions) => validateWith(catalog, conditions, path));
+  }
+
+  async function resolve(tenant: TenantDb, entityId: string, conditions: unknown, path = 'conditions'): Promise<Resolved> {
+    return (await resolveAll(tenant, entityId, [conditions], path))[0]!;
   }
 
   const compile = (group: ConditionGroup, catalog: Catalog) => compileConditionGroup(group, catalog, { now: clock() });
@@ -104,6 +110,7 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
 
   return {
     resolve: (tenant, entityId, conditions) => resolve(tenant, entityId, conditions),
+    resolveAll: (tenant, entityId, groups) => resolveAll(tenant, entityId, groups),
     conditionsSql,
 
     async checkConditions(tenant, entityId, conditions, path = 'conditions') {
@@ -114,11 +121,8 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
 
     async evaluate(tenant, entityId, groups, recordIds, fields) {
       // One catalog for every group: a write costs the same few queries however many segments watch it.
-      const catalog = await catalogFor(tenant, entityId, groups, fields);
-      const compiled = groups.map((conditions) => {
-        const resolved = validateWith(catalog, conditions, 'conditions');
-        return resolved.valid ? compile(resolved.group, resolved.catalog) : sql<SqlBool>`false`;
-      });
+      const compiled = (await resolveAll(tenant, entityId, groups, 'conditions', fields))
+        .map((resolved) => (resolved.valid ? compile(resolved.group, resolved.catalog) : sql<SqlBool>`false`));
       return repo.evaluateRecords(tenant, entityId, recordIds, compiled);
     },
 

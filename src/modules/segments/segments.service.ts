@@ -9,7 +9,7 @@ import type { Caller } from '../api-keys/api-keys.service.ts';
 import type { EntitiesService } from '../entities/entities.service.ts';
 import type { MembersService } from '../members/members.service.ts';
 import type { QuotaService } from '../plans/quota.service.ts';
-import type { ConditionEvaluation, ExplainedNode } from '../records/records.evaluation.ts';
+import type { ConditionEvaluation, ExplainedNode, Resolved } from '../records/records.evaluation.ts';
 import type { RecordPage, RecordsService } from '../records/records.service.ts';
 import type { CrmRecord } from '../records/records.schemas.ts';
 import { createSegmentMaintenance, type SegmentMaintenance } from './segments.maintenance.ts';
@@ -89,8 +89,8 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
   const { entities, members, quota, records, evaluation, clock } = deps;
   const maintenance = createSegmentMaintenance({ evaluation, clock, links: deps.links });
 
-  async function toSegment(tenant: TenantDb, row: repo.SegmentRow): Promise<Segment> {
-    const resolved = await evaluation.resolve(tenant, row.entity_id, row.conditions);
+  async function toSegment(tenant: TenantDb, row: repo.SegmentRow, known?: Resolved): Promise<Segment> {
+    const resolved = known ?? await evaluation.resolve(tenant, row.entity_id, row.conditions);
     // Tagged with the row version: the ETag, never a body field.
     return withVersion({
       segmentId: row.segment_id,
@@ -174,7 +174,14 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
     async list(tenant, caller, entityId) {
       if (entityId) await entities.requireUsable(tenant, caller, entityId);
       const rows = await repo.listSegments(tenant, caller, entityId, SEGMENT_LIST_CAP);
-      return Promise.all(rows.map((row) => toSegment(tenant, row)));
+      // Validity is checked per entity in one go: a list of 500 segments reads each entity's properties once.
+      const byEntity = new Map<string, repo.SegmentRow[]>();
+      for (const row of rows) byEntity.set(row.entity_id, [...(byEntity.get(row.entity_id) ?? []), row]);
+      const resolved = new Map<repo.SegmentRow, Resolved>();
+      for (const [entityId, group] of byEntity) {
+        (await evaluation.resolveAll(tenant, entityId, group.map((r) => r.conditions))).forEach((r, i) => resolved.set(group[i]!, r));
+      }
+      return Promise.all(rows.map((row) => toSegment(tenant, row, resolved.get(row))));
     },
 
     async get(tenant, caller, segmentId) {
