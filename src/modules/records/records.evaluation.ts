@@ -42,6 +42,13 @@ export interface ConditionEvaluation {
   /** Every node of the group evaluated for one live record; undefined when the record is not live in the entity. */
   explain(tenant: TenantDb, entityId: string, group: ConditionGroup, recordId: string): Promise<ExplainedNode | undefined>;
   resolve(tenant: TenantDb, entityId: string, conditions: unknown): Promise<Resolved>;
+  /**
+   * The entity's live properties read without the record-values lock that record writes share
+   * with property conversions: for evaluating *another* entity's records (segment maintenance
+   * across links), where waiting for that entity's conversion while holding segment locks the
+   * conversion's rebuild needs would deadlock. The segment locks already order the two.
+   */
+  fieldsWithoutLock(tenant: TenantDb, entityId: string): Promise<RecordField[]>;
   /** Many stored groups of one entity at once: its properties are read once (segment lists). */
   resolveAll(tenant: TenantDb, entityId: string, groups: readonly unknown[]): Promise<Resolved[]>;
   /**
@@ -103,6 +110,11 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
 
   const compile = (group: ConditionGroup, catalog: Catalog) => compileConditionGroup(group, catalog, { now: clock() });
 
+  async function fieldsWithoutLock(tenant: TenantDb, entityId: string): Promise<RecordField[]> {
+    return (await properties.liveInfo(tenant, entityId))
+      .map((p) => ({ propertyId: p.propertyId, fieldType: p.fieldType, optionValues: p.optionValues, isMasked: false }));
+  }
+
   async function conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown) {
     const resolved = await resolve(tenant, entityId, conditions);
     return resolved.valid ? compile(resolved.group, resolved.catalog) : undefined;
@@ -111,6 +123,8 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
   return {
     resolve: (tenant, entityId, conditions) => resolve(tenant, entityId, conditions),
     resolveAll: (tenant, entityId, groups) => resolveAll(tenant, entityId, groups),
+
+    fieldsWithoutLock,
     conditionsSql,
 
     async checkConditions(tenant, entityId, conditions, path = 'conditions') {
@@ -127,8 +141,11 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
     },
 
     async matchingIds(tenant, entityId, conditions) {
-      const where = await conditionsSql(tenant, entityId, conditions);
-      return where && repo.matchingRecordIds(tenant, entityId, where);
+      // Rebuilds hold their segment FOR UPDATE, which orders them against conversions of this
+      // entity (a conversion rebuilds the entity's segments before it commits): no values lock is
+      // needed, and taking one here could deadlock with a conversion of a linked entity.
+      const [resolved] = await resolveAll(tenant, entityId, [conditions], 'conditions', await fieldsWithoutLock(tenant, entityId));
+      return resolved!.valid ? repo.matchingRecordIds(tenant, entityId, compile(resolved!.group, resolved!.catalog)) : undefined;
     },
 
     countWhere: repo.countRecords,

@@ -85,9 +85,17 @@ export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentM
     await repo.applyMembershipChanges(tx, entered, exited, new Date(clock()));
   }
 
-  /** Re-evaluates each record set against its entity's segments among `segments`. */
+  /**
+   * Re-evaluates each record set against its entity's segments among `segments` (already locked
+   * by the caller). These are records the transaction does not write, so their entity's
+   * properties are read without its record-values lock (see fieldsWithoutLock).
+   */
   async function reevaluateSets(tx: TenantDb, segments: readonly repo.SegmentRow[], sets: readonly RecordSet[]) {
-    for (const set of sets) await reevaluate(tx, set.entityId, segments.filter((s) => s.entity_id === set.entityId), set.recordIds);
+    for (const set of sets) {
+      const mine = segments.filter((s) => s.entity_id === set.entityId);
+      if (mine.length === 0 || set.recordIds.length === 0) continue;
+      await reevaluate(tx, set.entityId, mine, set.recordIds, await evaluation.fieldsWithoutLock(tx, set.entityId));
+    }
   }
 
   /** Of the segments with relationship conditions, those naming a type with `entityId` on a side; and those types. */
