@@ -66,8 +66,10 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor']);
 
 /**
  * Input no schema can be trusted to catch, checked on every body, query string and path:
- * prototype-pollution keys, nesting deeper than MAX_JSON_DEPTH, and U+0000, which PostgreSQL
- * cannot store in text or jsonb (it would otherwise surface as a 500 from the database).
+ * prototype-pollution keys, nesting deeper than MAX_JSON_DEPTH, U+0000, which PostgreSQL
+ * cannot store in text or jsonb (it would otherwise surface as a 500 from the database), and
+ * what would be stored as something else than was sent: lone surrogates (U+FFFD in UTF-8) and
+ * numbers beyond double range (Infinity, null in JSON).
  * Recursion stops at maxDepth, so hostile nesting cannot overflow the stack here; the path is
  * only spelled out for the error.
  */
@@ -76,9 +78,21 @@ export function inspectInput(value: unknown, part: string, maxDepth = MAX_JSON_D
   const at = () => [part, ...path.map((key) => (typeof key === 'number' ? String(key) : pointer(key)))].join('/');
   const walk = (v: unknown): AppError | undefined => {
     if (typeof v === 'string') {
-      if (!v.includes('\u0000')) return undefined;
+      if (v.includes('\u0000')) {
+        const where = at();
+        return errors.validation(`${where}: must not contain the NUL character (U+0000)`, [{ path: where, message: 'must not contain U+0000' }]);
+      }
+      // A lone surrogate cannot be stored as UTF-8: it would silently become U+FFFD.
+      if (!v.isWellFormed()) {
+        const where = at();
+        return errors.validation(`${where}: must be well-formed Unicode (no lone surrogate)`, [{ path: where, message: 'lone surrogate' }]);
+      }
+      return undefined;
+    }
+    // 1e309 parses to Infinity, which JSON can only store as null: refused rather than changed.
+    if (typeof v === 'number' && !Number.isFinite(v)) {
       const where = at();
-      return errors.validation(`${where}: must not contain the NUL character (U+0000)`, [{ path: where, message: 'must not contain U+0000' }]);
+      return errors.validation(`${where}: must be a finite number (|n| < 1.8e308)`, [{ path: where, message: 'not a finite number' }]);
     }
     if (v === null || typeof v !== 'object') return undefined;
     if (path.length >= maxDepth) {
@@ -100,10 +114,10 @@ export function inspectInput(value: unknown, part: string, maxDepth = MAX_JSON_D
         const where = at();
         return errors.validation(`${where}: the property name "${key}" is not allowed`, [{ path: where, message: `forbidden property name "${key}"` }]);
       }
-      if (key.includes('\u0000')) {
+      if (key.includes('\u0000') || !key.isWellFormed()) {
         path.pop();
         const where = at();
-        return errors.validation(`${where}: property names must not contain U+0000`, [{ path: where, message: 'property name contains U+0000' }]);
+        return errors.validation(`${where}: property names must not contain U+0000 or a lone surrogate`, [{ path: where, message: 'property name contains U+0000 or a lone surrogate' }]);
       }
       const problem = walk((v as Record<string, unknown>)[key]);
       if (problem) return problem;

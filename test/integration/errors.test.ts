@@ -298,6 +298,17 @@ describe('error responses (API.md §1.3)', () => {
       expectError(await t.call(owner, 'DELETE', `${BASE}/api-keys/%00`), 400, 'ValidationError');
     });
 
+    test('what would be stored as something else is a 400: lone surrogates, numbers beyond double range', async () => {
+      const before = (await t.call(owner, 'GET', `${BASE}/members`)).json().length;
+      for (const payload of ['{"name":"a\\ud800b"}', '{"name":"\\udc00"}', '{"name":"x","\\ud800":1}', '{"name":"x","email":1e309}', '{"name":"x","email":[-1e309]}']) {
+        const error = expectError(await raw(owner, 'POST', `${BASE}/members`, payload, { 'content-type': 'application/json' }), 400, 'ValidationError');
+        assert.match(error.errorMessage, /lone surrogate|finite number/, payload);
+      }
+      assert.equal((await t.call(owner, 'GET', `${BASE}/members`)).json().length, before, 'nothing was written');
+      // A well-formed pair (an emoji) is fine.
+      assert.equal((await t.call(owner, 'POST', `${BASE}/members`, { name: 'smile \ud83d\ude00' })).statusCode, 201);
+    });
+
     test('URLs that are not valid percent-encoded UTF-8', async () => {
       for (const segment of ['%', '%ZZ', '%C3%28', '%ED%A0%80', '%FF']) {
         for (const creds of [undefined, owner]) {
