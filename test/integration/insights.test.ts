@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
 import { expectError, uniq } from '../helpers/assertions.ts';
+import { mulberry32 } from '../../bench/lib/generate-records.ts';
 
 /**
  * Insights (API.md §10): POST /records/aggregate, GET /entities/{id}/board (+ /board/cards) and
@@ -30,20 +31,8 @@ interface Seed {
   recordId?: string;
 }
 
-/** mulberry32: reproducible records. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function seeds(): Seed[] {
-  const r = rng(7);
+  const r = mulberry32(7);
   const out: Seed[] = [];
   for (let i = 0; i < 48; i++) {
     const s: Seed = { name: `deal ${i}`, tags: [], byMember: r() < 0.3, ageDays: Math.floor(r() * 20) };

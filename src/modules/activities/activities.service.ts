@@ -2,6 +2,7 @@ import { AppError, errors } from '../../errors.ts';
 import { isForeignKeyViolation } from '../../db/errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import { newId } from '../../lib/ids.ts';
 import { parseInstant } from '../../lib/iso-instant.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
@@ -100,25 +101,6 @@ function assignees(input: { assignedMemberId?: string | null; assignedMemberIds?
 const DATE_COLUMNS: Record<DateField, repo.DateColumn> = {
   scheduledAt: 'scheduled_at', dueDate: 'due_date', completedAt: 'completed_at', dateCreated: 'date_created',
 };
-
-/* Opaque keyset cursors: a tag naming the list, then the position. */
-function encodeKey(parts: string[]): string {
-  return Buffer.from(JSON.stringify(parts)).toString('base64url');
-}
-
-function decodeKey(startKey: string, tag: string): string {
-  const bad = () => errors.validation('startKey: not a nextKey of this list', [{ path: 'startKey', message: 'invalid cursor' }]);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(startKey, 'base64url').toString('utf8'));
-  } catch {
-    throw bad();
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || parsed[0] !== tag) throw bad();
-  const position = parsed[1];
-  if (typeof position !== 'string' || position.length === 0 || position.length > 64) throw bad();
-  return position;
-}
 
 /** Owner, creator or assignee: what "their own" means for a MEMBER. */
 function isOwn(caller: Caller, row: repo.ActivityRow): boolean {
@@ -311,7 +293,7 @@ export function createActivitiesService(deps: ActivitiesServiceDeps): Activities
       if (from && to && from.getTime() > to.getTime()) throw invalid('to', 'must not be before from');
       if (query.dateField !== undefined && !from && !to) throw invalid('dateField', 'send it with from and/or to');
       const limit = query.limit ?? 20;
-      const before = query.startKey ? decodeKey(query.startKey, 'ac') : undefined;
+      const before = query.startKey ? decodeCursor(query.startKey, ['ac'], 1)[0] : undefined;
       const rows = await repo.pageActivities(tenant, caller, {
         recordId,
         entityId: query.entityId,
@@ -320,7 +302,7 @@ export function createActivitiesService(deps: ActivitiesServiceDeps): Activities
         before,
       }, limit + 1);
       const data = rows.slice(0, limit).map(toActivity);
-      return rows.length > limit ? { data, nextKey: encodeKey(['ac', data[data.length - 1]!.activityId]) } : { data };
+      return rows.length > limit ? { data, nextKey: encodeCursor(['ac', data[data.length - 1]!.activityId]) } : { data };
     },
 
     async scheduled(tenant, caller, recordId, query) {

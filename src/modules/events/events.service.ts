@@ -2,6 +2,7 @@ import { errors, type ErrorDetail } from '../../errors.ts';
 import { isForeignKeyViolation } from '../../db/errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import { newId } from '../../lib/ids.ts';
 import { parseInstant } from '../../lib/iso-instant.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
@@ -78,24 +79,11 @@ function prepare(input: CreateEventBody, now: Date, prefix: string): repo.NewEve
   };
 }
 
-/* Opaque keyset cursor: the last row's (occurredAt, eventId). */
-function encodeKey(row: Event): string {
-  return Buffer.from(JSON.stringify(['ev', row.occurredAt, row.eventId])).toString('base64url');
-}
-
+/* Keyset cursor: the last row's (occurredAt, eventId). */
 function decodeKey(startKey: string): { at: Date; id: string } {
-  const bad = () => errors.validation('startKey: not a nextKey of this list', [{ path: 'startKey', message: 'invalid cursor' }]);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(startKey, 'base64url').toString('utf8'));
-  } catch {
-    throw bad();
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 3 || parsed[0] !== 'ev') throw bad();
-  const [, at, id] = parsed as unknown[];
-  if (typeof at !== 'string' || typeof id !== 'string' || id.length === 0 || id.length > 64) throw bad();
+  const [at, id] = decodeCursor(startKey, ['ev'], 2) as [string, string];
   const ms = parseInstant(at);
-  if (ms === null) throw bad();
+  if (ms === null) throw errors.validation('startKey: not a nextKey of this list', [{ path: 'startKey', message: 'invalid cursor' }]);
   return { at: new Date(ms), id };
 }
 
@@ -171,7 +159,7 @@ export function createEventsService(deps: EventsServiceDeps): EventsService {
       const after = query.startKey ? decodeKey(query.startKey) : undefined;
       const rows = await repo.pageEvents(tenant, filter, after, limit + 1);
       const data = rows.slice(0, limit).map(toEvent);
-      return rows.length > limit ? { data, nextKey: encodeKey(data[data.length - 1]!) } : { data };
+      return rows.length > limit ? { data, nextKey: encodeCursor(['ev', data[data.length - 1]!.occurredAt, data[data.length - 1]!.eventId]) } : { data };
     },
 
     async summaries(tenant, caller, query) {

@@ -1,21 +1,8 @@
-import { sql, type Kysely } from 'kysely';
-import type { DB } from '../../db/schema.ts';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { DB, IdempotencyKeysTable } from '../../db/schema.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 
-export interface IdempotencyRow {
-  idempotency_key: string;
-  fingerprint: string;
-  request_method: string;
-  request_path: string;
-  state: 'pending' | 'completed';
-  lock_token: string;
-  status_code: number | null;
-  response_headers: Record<string, string> | null;
-  response_body: string | null;
-  created_at: Date;
-  locked_at: Date;
-  expires_at: Date;
-}
+export type IdempotencyRow = Omit<Selectable<IdempotencyKeysTable>, 'account_id'>;
 
 export interface Claim {
   key: string;

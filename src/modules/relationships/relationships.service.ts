@@ -2,6 +2,7 @@ import { errors } from '../../errors.ts';
 import { isForeignKeyViolation, uniqueViolation } from '../../db/errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
 import type { EntitiesService } from '../entities/entities.service.ts';
@@ -66,25 +67,6 @@ function checkMetadata(metadata: Record<string, unknown>): Record<string, unknow
     throw errors.validation(`metadata: ${bytes} bytes as JSON; at most ${METADATA_MAX_BYTES}`, [{ path: '/metadata', message: 'too large' }]);
   }
   return metadata;
-}
-
-/* Opaque keyset cursors: a tag naming the list, then the position. */
-function encodeKey(parts: string[]): string {
-  return Buffer.from(JSON.stringify(parts)).toString('base64url');
-}
-
-function decodeKey(startKey: string, expected: string[]): string {
-  const invalid = () => errors.validation('startKey: not a nextKey of this list', [{ path: 'startKey', message: 'invalid cursor' }]);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(startKey, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  if (!Array.isArray(parsed) || parsed.length !== expected.length + 1 || expected.some((part, i) => parsed[i] !== part)) throw invalid();
-  const position = parsed[expected.length];
-  if (typeof position !== 'string' || position.length === 0 || position.length > 64) throw invalid();
-  return position;
 }
 
 interface Endpoint {
@@ -210,7 +192,7 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
       if (query.entityId !== undefined) await entities.requireUsable(tenant, caller, query.entityId);
       if (query.recordId !== undefined) await records.get(tenant, caller, query.recordId);
       const limit = query.limit ?? 50;
-      const before = query.startKey ? decodeKey(query.startKey, ['rl']) : undefined;
+      const before = query.startKey ? decodeCursor(query.startKey, ['rl'], 1)[0] : undefined;
       const rows = await repo.pageLinks(tenant, caller, {
         typeId: query.relationshipTypeId, entityId: query.entityId, recordId: query.recordId, before,
       }, limit + 1);
@@ -219,7 +201,7 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
         sourceRecordName: row.source_name || row.source_record_id,
         targetRecordName: row.target_name || row.target_record_id,
       }));
-      return rows.length > limit ? { data, nextKey: encodeKey(['rl', data[data.length - 1]!.relationshipId]) } : { data };
+      return rows.length > limit ? { data, nextKey: encodeCursor(['rl', data[data.length - 1]!.relationshipId]) } : { data };
     },
 
     async byType(tenant, caller, typeId) {
@@ -250,7 +232,7 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
         if (type.source_entity_id === entityId) directions.push('outgoing');
         if (type.target_entity_id === entityId) directions.push('incoming');
         for (const direction of directions.filter((d) => query.direction === undefined || d === query.direction)) {
-          const before = query.startKey ? decodeKey(query.startKey, ['rg', type.relationship_type_id, direction]) : undefined;
+          const before = query.startKey ? decodeCursor(query.startKey, ['rg', type.relationship_type_id, direction], 1)[0] : undefined;
           const { rows, total } = await repo.recordGroup(tenant, caller, { recordId, typeId: type.relationship_type_id, direction, before, limit });
           const outgoing = direction === 'outgoing';
           const data = rows.slice(0, limit).map((row) => {
@@ -266,7 +248,7 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
             relatedEntityId: outgoing ? type.target_entity_id : type.source_entity_id,
             total,
             data,
-            ...(rows.length > limit ? { nextKey: encodeKey(['rg', type.relationship_type_id, direction, data[data.length - 1]!.relationshipId]) } : {}),
+            ...(rows.length > limit ? { nextKey: encodeCursor(['rg', type.relationship_type_id, direction, data[data.length - 1]!.relationshipId]) } : {}),
           });
         }
       }
