@@ -242,9 +242,12 @@ describe('rate limiting', () => {
       reachable = await redisReachable();
       if (!reachable) return;
       const rules = { perKey: { limit: 6, windowMs: MINUTE }, perAccount: { limit: 1000, windowMs: MINUTE } };
-      one = await startTestApp({ database, rateLimiter: limited(rules, () => redisCounterStore(REDIS_URL)) });
+      // These tests are about sharing, not latency: a generous command timeout keeps a loaded CI
+      // machine (where a Redis round trip can exceed the 250 ms default) from failing them open.
+      const store = () => redisCounterStore(REDIS_URL, { commandTimeoutMs: 5_000 });
+      one = await startTestApp({ database, rateLimiter: limited(rules, store) });
       // Same database and master key: a second API node.
-      two = await startTestApp({ database, masterKey: one.masterKey, rateLimiter: limited(rules, () => redisCounterStore(REDIS_URL)) });
+      two = await startTestApp({ database, masterKey: one.masterKey, rateLimiter: limited(rules, store) });
       account = await one.newAccount();
     });
     after(async () => {
