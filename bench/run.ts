@@ -13,6 +13,8 @@ import { recordsScaleBench } from './records-scale.ts';
 import { segmentsBench } from './segments.ts';
 import { insightsBench } from './insights.ts';
 import { soakBench } from './soak.ts';
+import { importsBench } from './imports.ts';
+import { exportsBench } from './exports.ts';
 import { markdownTable, type Summary } from './lib/stats.ts';
 import { startTarget, type Target } from './lib/target.ts';
 
@@ -26,12 +28,14 @@ const SUITES: Record<string, (target: Target) => Promise<Summary[]>> = {
   events: eventsBench,
   insights: insightsBench,
   soak: soakBench,
+  imports: importsBench,
+  exports: exportsBench,
 };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { engine: { type: 'string', default: 'postgres' } } });
 const engines = values.engine === 'both' ? (['postgres', 'pglite'] as const) : [values.engine as 'postgres' | 'pglite'];
-// records-scale, segments and insights load up to 1 M records, soak runs for minutes: only when named.
-const suites = positionals.length ? positionals : Object.keys(SUITES).filter((s) => s !== 'records-scale' && s !== 'segments' && s !== 'insights' && s !== 'soak');
+// records-scale, segments and insights load up to 1 M records, soak runs for minutes, imports loads 200k rows, exports loads 100k+: only when named.
+const suites = positionals.length ? positionals : Object.keys(SUITES).filter((s) => s !== 'records-scale' && s !== 'segments' && s !== 'insights' && s !== 'soak' && s !== 'imports' && s !== 'exports');
 
 for (const name of suites) if (!SUITES[name]) throw new Error(`unknown suite ${name}; known: ${Object.keys(SUITES).join(', ')}`);
 

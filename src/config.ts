@@ -15,6 +15,11 @@ export interface Config {
   /** Host PGlite in a worker thread so a long query cannot stall the HTTP event loop. */
   pgliteWorker: boolean;
   dbPoolMax: number;
+  /**
+   * Row-level security as defence in depth (DATABASE_RLS, default on): every query runs with its
+   * account in the session so the tenant policies bind it (src/db/row-level-security.ts).
+   */
+  databaseRls: boolean;
   /** 32-byte key sealing API secrets at rest (base64). Required with DATABASE_URL. */
   masterKey: Buffer | undefined;
   logLevel: string;
@@ -36,6 +41,12 @@ export interface Config {
   rateLimitRedisPrefix: string;
   /** A pending Idempotency-Key claim older than this is taken over by a retry (its process died). */
   idempotencyPendingTimeoutMs: number;
+  /** The server's public origin (PUBLIC_BASE_URL), used in links it hands out (export downloadUrl). */
+  publicBaseUrl: string | undefined;
+  /** Background jobs (exports, imports) one process runs at a time (JOBS_CONCURRENCY; 0 = this node runs none). */
+  jobsConcurrency: number;
+  /** Largest file a record import accepts, in bytes (IMPORT_MAX_FILE_BYTES; 413 above it). */
+  importMaxFileBytes: number;
 }
 
 export class ConfigError extends Error {}
@@ -78,6 +89,13 @@ function rateLimit(env: Env, name: string): RateLimitRule | undefined {
   return rule;
 }
 
+function publicBaseUrl(env: Env): string | undefined {
+  const raw = env.PUBLIC_BASE_URL?.trim();
+  if (!raw) return undefined;
+  if (!/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(raw)) throw new ConfigError(`PUBLIC_BASE_URL must be an http(s) origin like https://crm.example.com, got "${raw}"`);
+  return raw.replace(/\/+$/, '');
+}
+
 function redisUrl(env: Env): string | undefined {
   const raw = env.REDIS_URL;
   if (raw === undefined || raw.trim() === '') return undefined;
@@ -109,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: resolve(env.DATA_DIR || 'data'),
     pgliteWorker: boolean(env, 'PGLITE_WORKER', true),
     dbPoolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
+    databaseRls: boolean(env, 'DATABASE_RLS', true),
     masterKey: key,
     logLevel: logLevel(env),
     bodyLimit: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 1024 * 1024 * 1024),
@@ -122,5 +141,8 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: redisUrl(env),
     rateLimitRedisPrefix: env.RATE_LIMIT_REDIS_PREFIX || 'crm-core:ratelimit:',
     idempotencyPendingTimeoutMs: integer(env, 'IDEMPOTENCY_PENDING_TIMEOUT_SECONDS', 60, 1, 86_400) * 1000,
+    publicBaseUrl: publicBaseUrl(env),
+    jobsConcurrency: integer(env, 'JOBS_CONCURRENCY', 1, 0, 64),
+    importMaxFileBytes: integer(env, 'IMPORT_MAX_FILE_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   });
 }

@@ -3,6 +3,7 @@ import type { Config } from './config.ts';
 import { openDatabase, pgliteDirectory, type Database } from './db/database.ts';
 import { isDatabaseUnavailable } from './db/errors.ts';
 import { migrateToLatest } from './db/migrate.ts';
+import { configureRowLevelSecurity, type RowLevelSecurityStatus } from './db/row-level-security.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { loadOrCreateMasterKey } from './lib/master-key.ts';
 import { createSecretBox } from './lib/secret-box.ts';
@@ -15,6 +16,8 @@ export interface Runtime {
   database: Database;
   services: Services;
   clock: Clock;
+  /** What DATABASE_RLS achieved for the connected role (undefined when migrations were skipped); `serve` logs it. */
+  rowLevelSecurity: RowLevelSecurityStatus | undefined;
   close(): Promise<void>;
 }
 
@@ -55,10 +58,17 @@ export async function openRuntime(config: Config, options: { logger?: Logger; mi
     pgliteWorker: config.pgliteWorker,
     poolMax: config.dbPoolMax,
     logger,
+    rowLevelSecurity: config.databaseRls,
   });
   let masterKey: Buffer;
+  let rowLevelSecurity: RowLevelSecurityStatus | undefined;
   try {
-    if (options.migrate !== false) await migrateWhenReachable(database, logger);
+    if (options.migrate !== false) {
+      await migrateWhenReachable(database, logger);
+      // After the migrations (on PGlite they run as its superuser, before the switch to crm_app).
+      // Not logged here: CLI commands print JSON on stdout; `serve` reports it.
+      rowLevelSecurity = await configureRowLevelSecurity(database, { enabled: config.databaseRls });
+    }
     masterKey = config.masterKey ?? loadOrCreateMasterKey(config.dataDir);
   } catch (error) {
     // Release the database (and the PGlite directory lock) before reporting.
@@ -71,7 +81,8 @@ export async function openRuntime(config: Config, options: { logger?: Logger; mi
     secretBox: createSecretBox(masterKey),
     clock,
     idempotencyPendingTimeoutMs: config.idempotencyPendingTimeoutMs,
+    imports: { maxFileBytes: config.importMaxFileBytes },
     onBackgroundError: (error, context) => logger.warn({ err: error, ...context }, 'background task failed; retried on next use'),
   });
-  return { config, logger, database, services, clock, close: () => database.close() };
+  return { config, logger, database, services, clock, rowLevelSecurity, close: () => database.close() };
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { reportRowLevelSecurity } from './db/row-level-security.ts';
 import { buildApp } from './http/app.ts';
 import { createRateLimiter, memoryCounterStore, redisCounterStore, type RateLimiter } from './lib/rate-limiter.ts';
 import { startTrashPurger } from './modules/trash/trash.purge.ts';
@@ -7,6 +8,7 @@ import type { Runtime } from './runtime.ts';
 const NONCE_SWEEP_MS = 60_000;
 /** Expired Idempotency-Keys (older than 24 h) are deleted this often. */
 const IDEMPOTENCY_SWEEP_MS = 10 * 60_000;
+const JOBS_SWEEP_MS = 10 * 60_000;
 
 /** Prints the first account's credentials once, on a brand-new database. */
 export async function bootstrapIfEmpty(runtime: Runtime): Promise<void> {
@@ -49,6 +51,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
   if (runtime.database.driver === 'pglite') {
     logger.info({ dataDir: config.dataDir, worker: config.pgliteWorker }, 'using embedded PGlite (set DATABASE_URL for PostgreSQL)');
   }
+  if (runtime.rowLevelSecurity) reportRowLevelSecurity(runtime.rowLevelSecurity, config.databaseRls, logger);
   await bootstrapIfEmpty(runtime);
   const rateLimiter = openRateLimiter(runtime);
   const app = await buildApp({
@@ -59,6 +62,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     bulkBodyLimit: config.bulkBodyLimit,
     docsEnabled: config.docsEnabled,
     rateLimiter,
+    publicBaseUrl: config.publicBaseUrl,
   });
 
   const sweeper = setInterval(() => {
@@ -69,6 +73,16 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     runtime.services.idempotency.sweepExpired().catch((error) => logger.warn({ err: error }, 'idempotency key sweep failed'));
   }, IDEMPOTENCY_SWEEP_MS);
   idempotencySweeper.unref();
+  // Finished jobs and stored files past their retention (exports: 24 h; failed jobs: 7 days).
+  const jobsSweeper = setInterval(() => {
+    runtime.services.jobs.sweepExpired().catch((error) => logger.warn({ err: error }, 'job sweep failed'));
+    runtime.services.files.sweepExpired().catch((error) => logger.warn({ err: error }, 'file sweep failed'));
+  }, JOBS_SWEEP_MS);
+  jobsSweeper.unref();
+  const worker = runtime.services.jobs.startWorker({
+    concurrency: config.jobsConcurrency,
+    onError: (error, context) => logger.warn({ err: error, ...context }, 'background job trouble'),
+  });
   // Expired trash (records 14 days, entities 30, configurable) is purged every 10 minutes.
   const purger = startTrashPurger({
     db: runtime.database.db,
@@ -85,6 +99,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     logger.info({ signal }, 'shutting down: draining in-flight requests');
     clearInterval(sweeper);
     clearInterval(idempotencySweeper);
+    clearInterval(jobsSweeper);
     const force = setTimeout(() => {
       logger.error('shutdown timed out; exiting');
       process.exit(1);
@@ -92,6 +107,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     force.unref();
     try {
       await app.close(); // stops listening, then waits for in-flight requests
+      await worker.stop(); // running jobs are given back, to be resumed by any node
       await rateLimiter?.close();
       await purger.stop(); // a running purge stops after its current transaction
       await runtime.close();

@@ -22,6 +22,10 @@ import { createConditionEvaluation } from './modules/records/records.evaluation.
 import { createSegmentsService, type SegmentsService } from './modules/segments/segments.service.ts';
 import { createInsightsService, type InsightsService } from './modules/insights/insights.service.ts';
 import { createRecordAggregates } from './modules/records/records.aggregate.ts';
+import { createFilesService, type FilesService } from './modules/files/files.service.ts';
+import { createJobsService, type JobsService } from './modules/jobs/jobs.service.ts';
+import { createExportsService, type ExportSettings, type ExportsService } from './modules/exports/exports.service.ts';
+import { createImportsService, type ImportsOptions, type ImportsService } from './modules/imports/imports.service.ts';
 
 export interface Services {
   accounts: AccountsService;
@@ -42,6 +46,14 @@ export interface Services {
   propertyIndexes: PropertyIndexes;
   /** The Idempotency-Key store (src/http/plugins/idempotency.ts). */
   idempotency: IdempotencyService;
+  /** Stored files (export downloads, uploaded imports), bytes in PostgreSQL. */
+  files: FilesService;
+  /** Durable background jobs; server.ts starts the worker. */
+  jobs: JobsService;
+  /** Record exports (POST /records/export/request; the records.export job). */
+  exports: ExportsService;
+  /** Record import (CSV/XLSX): POST /records/import, the Excel endpoints, the records.import job. */
+  imports: ImportsService;
 }
 
 /** The composition root: every service built once, wired to the ones it calls. */
@@ -55,6 +67,12 @@ export function createServices(deps: {
   propertyIndexMinRecords?: number;
   /** A pending Idempotency-Key claim older than this may be taken over (default 60 s). */
   idempotencyPendingTimeoutMs?: number;
+  /** How long a job's claim lasts without renewal before another worker may take it (default 30 s). */
+  jobLeaseMs?: number;
+  /** Export thresholds (default: 10,000 records sync, pages of 1,000). */
+  exportSettings?: Partial<ExportSettings>;
+  /** Record import limits: sync threshold, batch size, upload size (imports.service.ts). */
+  imports?: ImportsOptions;
 }): Services {
   const quota = createQuotaService();
   // Members and API keys call each other (a removed member's keys are revoked), so the
@@ -109,8 +127,12 @@ export function createServices(deps: {
     segmentFilter: (tenant, caller, segmentId, entityId) => segments.recordFilter(tenant, caller, segmentId, entityId),
   });
   const insights = createInsightsService({ entities, properties, records, aggregates, clock: deps.clock });
+  const files = createFilesService({ db: deps.db, secretBox: deps.secretBox, clock: deps.clock });
+  const jobs = createJobsService({ db: deps.db, clock: deps.clock, leaseMs: deps.jobLeaseMs });
+  const exports = createExportsService({ entities, properties, records, members, quota, files, jobs, clock: deps.clock, settings: deps.exportSettings });
+  const imports = createImportsService({ entities, properties, records, members, quota, files, jobs, clock: deps.clock, options: deps.imports });
   const idempotency = createIdempotencyService({ db: deps.db, clock: deps.clock, pendingTimeoutMs: deps.idempotencyPendingTimeoutMs });
   const activities = createActivitiesService({ entities, records, members, clock: deps.clock });
   const events = createEventsService({ entities, records, clock: deps.clock });
-  return { accounts, members, apiKeys, quota, entities, properties, records, relationshipTypes, relationships, segments, activities, events, insights, propertyIndexes, idempotency };
+  return { accounts, members, apiKeys, quota, entities, properties, records, relationshipTypes, relationships, segments, activities, events, insights, propertyIndexes, idempotency, files, jobs, exports, imports };
 }

@@ -6,12 +6,20 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { createInProcessPGlite, startPGliteHost } from './pglite-host/host.ts';
 import type { DB } from './schema.ts';
+import { scopedDialect, type ScopeControl, type ScopeStats } from './scope.ts';
 
 export type Driver = 'pglite' | 'pg';
 
 export interface Database {
   db: Kysely<DB>;
   driver: Driver;
+  /**
+   * How queries' row-level-security scopes reach the connections (scope.ts): `per-query` unless
+   * opened with `rowLevelSecurity: false`; row-level-security.ts adjusts it to the connected role.
+   */
+  scope: ScopeControl;
+  /** set_config round trips made so far (tests, benchmarks). */
+  scopeStats: ScopeStats;
   close(): Promise<void>;
 }
 
@@ -23,6 +31,16 @@ export interface DatabaseOptions {
   pgliteWorker?: boolean;
   poolMax?: number;
   logger?: Pick<Logger, 'warn' | 'error'>;
+  /**
+   * Run every query with its row-level-security scope (default true). False (DATABASE_RLS=off)
+   * puts every connection in system mode instead, so tables stay fully visible to a role that
+   * the policies still bind.
+   */
+  rowLevelSecurity?: boolean;
+}
+
+function scopeControl(options: DatabaseOptions): { scope: ScopeControl; scopeStats: ScopeStats } {
+  return { scope: { mode: options.rowLevelSecurity === false ? 'system' : 'per-query' }, scopeStats: { switches: 0 } };
 }
 
 /**
@@ -56,8 +74,9 @@ function createPostgres(url: string, options: DatabaseOptions): Database {
   pool.on('connect', (client) => {
     client.on('error', () => { /* reported through the failed query; see the pool listener above for idle clients */ });
   });
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-  return { db, driver: 'pg', close: () => db.destroy() };
+  const { scope, scopeStats } = scopeControl(options);
+  const db = new Kysely<DB>({ dialect: scopedDialect(new PostgresDialect({ pool }), scope, scopeStats) });
+  return { db, driver: 'pg', scope, scopeStats, close: () => db.destroy() };
 }
 
 /** Name of the lock file that marks a PGlite data directory as open by one process. */
@@ -176,10 +195,13 @@ async function createPGlite(options: DatabaseOptions): Promise<Database> {
     const pglite = options.pgliteWorker === false
       ? await createInProcessPGlite({ dataDir })
       : await startPGliteHost({ dataDir });
-    const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) });
+    const { scope, scopeStats } = scopeControl(options);
+    const db = new Kysely<DB>({ dialect: scopedDialect(new PGliteDialect({ pglite }), scope, scopeStats) });
     return {
       db,
       driver: 'pglite',
+      scope,
+      scopeStats,
       async close() {
         try {
           await db.destroy();

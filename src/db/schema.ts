@@ -202,6 +202,8 @@ export interface SegmentMembersTable {
   segment_id: string;
   record_id: string;
   date_entered: Timestamp;
+  /** The record's date_created (immutable; 0015): a default-sorted page of members is a range of (segment_id, record_created, record_id). */
+  record_created: Timestamp;
 }
 
 export interface SegmentEventsTable {
@@ -278,6 +280,50 @@ export interface IdempotencyKeysTable {
   expires_at: Timestamp;
 }
 
+export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
+
+/** A durable background job (0013): exports, imports. */
+export interface JobsTable {
+  account_id: string;
+  job_id: string;
+  kind: string;
+  status: JobStatus;
+  params: Json<unknown>;
+  progress: ColumnType<number, number | undefined, number>;
+  total: number | null;
+  checkpoint: ColumnType<unknown, string | null | undefined, string | null>;
+  result: ColumnType<unknown, string | null | undefined, string | null>;
+  error: string | null;
+  attempts: ColumnType<number, number | undefined, number>;
+  lease_owner: string | null;
+  lease_until: Timestamp | null;
+  created_by: string | null;
+  date_created: Timestamp;
+  date_updated: Timestamp;
+  date_finished: Timestamp | null;
+  expires_at: Timestamp | null;
+}
+
+/** A stored file (0013); its bytes are in file_chunks. `size` is int8 (pg returns a string). */
+export interface FilesTable {
+  account_id: string;
+  file_id: string;
+  name: string;
+  content_type: string;
+  size: ColumnType<string, number | undefined, number>;
+  complete: ColumnType<boolean, boolean | undefined, boolean>;
+  created_by: string | null;
+  date_created: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface FileChunksTable {
+  account_id: string;
+  file_id: string;
+  seq: number;
+  data: Uint8Array;
+}
+
 export interface DB {
   accounts: AccountsTable;
   account_plans: AccountPlansTable;
@@ -296,6 +342,9 @@ export interface DB {
   idempotency_keys: IdempotencyKeysTable;
   activities: ActivitiesTable;
   events: EventsTable;
+  jobs: JobsTable;
+  files: FilesTable;
+  file_chunks: FileChunksTable;
 }
 
 /** Every table that holds one tenant's rows; each has `account_id` leading its keys. */

@@ -1,5 +1,6 @@
 import { sql, type QueryResult, type RawBuilder, type DeleteQueryBuilder, type DeleteResult, type InsertQueryBuilder, type InsertResult, type Kysely, type SelectQueryBuilder, type SqlBool, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { DB, TenantTable } from './schema.ts';
+import { scopedToAccount } from './scope.ts';
 
 /** The database or an open transaction (Kysely's Transaction is a Kysely). */
 export type Executor = Kysely<DB>;
@@ -31,19 +32,31 @@ const ownedBy = (table: string, accountId: string) => sql<SqlBool>`${sql.ref(`${
 // TypeScript distributes a generic table name over every table's builder type; the casts pin
 // the builder to the one table T (each of which has account_id, which the catalog test checks).
 export function tenantDb(executor: Executor, accountId: string): TenantDb {
-  return {
+  // Every query built here also carries the account as its row-level-security scope (scope.ts):
+  // on PostgreSQL with RLS enforced, a statement that forgets its account_id filter (a raw one,
+  // a join, a subquery) still sees and writes only this account's rows.
+  const scoped = scopedToAccount(executor, accountId);
+  const tenant: TenantDb = {
     accountId,
     selectFrom: <T extends TenantTable>(table: T) =>
-      (executor.selectFrom(table) as unknown as SelectQueryBuilder<DB, T, {}>).where(ownedBy(table, accountId)),
+      (scoped.selectFrom(table) as unknown as SelectQueryBuilder<DB, T, {}>).where(ownedBy(table, accountId)),
     updateTable: <T extends TenantTable>(table: T) =>
-      (executor.updateTable(table) as unknown as UpdateQueryBuilder<DB, T, T, UpdateResult>).where(ownedBy(table, accountId)),
+      (scoped.updateTable(table) as unknown as UpdateQueryBuilder<DB, T, T, UpdateResult>).where(ownedBy(table, accountId)),
     deleteFrom: <T extends TenantTable>(table: T) =>
-      (executor.deleteFrom(table) as unknown as DeleteQueryBuilder<DB, T, DeleteResult>).where(ownedBy(table, accountId)),
-    insertInto: (table) => executor.insertInto(table),
-    executeRaw: (statement) => statement.execute(executor),
+      (scoped.deleteFrom(table) as unknown as DeleteQueryBuilder<DB, T, DeleteResult>).where(ownedBy(table, accountId)),
+    insertInto: (table) => scoped.insertInto(table),
+    executeRaw: (statement) => statement.execute(scoped),
     transaction: (work) =>
       executor.isTransaction
-        ? work(tenantDb(executor, accountId))
+        ? work(tenant)
         : executor.transaction().execute((tx) => work(tenantDb(tx, accountId))),
   };
+  return tenant;
 }
+
+/**
+ * `systemDb(db)`: cross-account work (sweeps, the job claim, an API key not seen yet).
+ * `scopedToAccount(db, accountId)`: a raw handle whose statements run as the account under RLS,
+ * without tenantDb's automatic filters (authentication's key lookup, which filters by key).
+ */
+export { scopedToAccount, systemDb } from './scope.ts';

@@ -16,6 +16,9 @@ import { DEFAULT_BULK_BODY_LIMIT, recordsRoutes } from '../modules/records/recor
 import { relationshipsRoutes } from '../modules/relationships/relationships.routes.ts';
 import { segmentsRoutes } from '../modules/segments/segments.routes.ts';
 import { insightsRoutes } from '../modules/insights/insights.routes.ts';
+import { filesRoutes } from '../modules/files/files.routes.ts';
+import { importsRoutes } from '../modules/imports/imports.routes.ts';
+import { exportsRoutes } from '../modules/exports/exports.routes.ts';
 import { handleClientError, handleFrameworkError, registerErrorHandling } from './error-handler.ts';
 import { registerETags } from './etag.ts';
 import { opsRoutes } from './ops.routes.ts';
@@ -41,6 +44,8 @@ export interface AppOptions {
   docsEnabled?: boolean;
   /** Per-key and per-account request limits (src/lib/rate-limiter.ts); absent = no limits. */
   rateLimiter?: RateLimiter;
+  /** PUBLIC_BASE_URL: the origin of links the server hands out (see src/http/public-url.ts). */
+  publicBaseUrl?: string;
 }
 
 /** A caller-supplied request id is echoed when it is short and printable; otherwise we mint one. */
@@ -83,6 +88,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = registerMetrics(app);
   await registerOpenApi(app, { docsEnabled: options.docsEnabled ?? true, version: VERSION });
   await app.register(opsRoutes, { db: options.db, metrics });
+  app.decorate('publicBaseUrl', options.publicBaseUrl);
+  // Signed downloads carry their credential in the link, so they live outside the API-key scope.
+  await app.register(filesRoutes, { files: options.services.files, db: options.db, prefix: API_PREFIX });
 
   await app.register(async (api) => {
     registerAuth(api, { apiKeys: options.services.apiKeys, db: options.db });
@@ -96,6 +104,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(entitiesRoutes, { entities: options.services.entities });
     await api.register(propertiesRoutes, { properties: options.services.properties });
     await api.register(recordsRoutes, { records: options.services.records, bulkBodyLimit: options.bulkBodyLimit });
+    await api.register(exportsRoutes, { exports: options.services.exports });
+    await api.register(importsRoutes, { imports: options.services.imports });
     await api.register(segmentsRoutes, { segments: options.services.segments });
     await api.register(insightsRoutes, { insights: options.services.insights });
     await api.register(relationshipsRoutes, {

@@ -12,6 +12,8 @@ export const ID_PREFIXES = {
   segment: 'CRMSG',
   activity: 'CRMAC',
   event: 'CRMEV',
+  /** Ours [X]: stored files (export downloads, uploaded imports). */
+  file: 'CRMFL',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

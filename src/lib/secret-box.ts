@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 
 /**
  * API secrets must stay recoverable (HMAC verification needs the secret itself), so they
@@ -9,6 +9,12 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 export interface SecretBox {
   seal(plaintext: string, associatedData: string): string;
   open(sealed: string, associatedData: string): string;
+  /**
+   * HMAC-SHA256 (base64url) of `message` under a key derived from the master key for `purpose`
+   * (HKDF), e.g. signed download URLs: any node sharing the master key verifies them, and a
+   * signature made for one purpose means nothing for another.
+   */
+  mac(purpose: string, message: string): string;
 }
 
 const VERSION = 'v1';
@@ -17,7 +23,17 @@ const TAG_BYTES = 16;
 
 export function createSecretBox(masterKey: Buffer): SecretBox {
   if (masterKey.length !== 32) throw new Error('master key must be 32 bytes');
+  const macKeys = new Map<string, Buffer>();
+  const macKey = (purpose: string) => {
+    let key = macKeys.get(purpose);
+    if (!key) {
+      key = Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), `crm-core mac: ${purpose}`, 32));
+      macKeys.set(purpose, key);
+    }
+    return key;
+  };
   return {
+    mac: (purpose, message) => createHmac('sha256', macKey(purpose)).update(message, 'utf8').digest('base64url'),
     seal(plaintext, associatedData) {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv('aes-256-gcm', masterKey, iv, { authTagLength: TAG_BYTES });

@@ -7,6 +7,8 @@ import { systemClock, type Clock } from '../../src/lib/clock.ts';
 import type { RateLimiter } from '../../src/lib/rate-limiter.ts';
 import { createSecretBox } from '../../src/lib/secret-box.ts';
 import { createServices, type Services } from '../../src/services.ts';
+import type { WorkerOptions } from '../../src/modules/jobs/jobs.service.ts';
+import type { ImportsOptions } from '../../src/modules/imports/imports.service.ts';
 import { openTestDatabase } from './database.ts';
 import { authorization, type Credentials } from './sign.ts';
 
@@ -41,6 +43,16 @@ export interface TestAppOptions {
   propertyIndexMinRecords?: number;
   /** Builds the app's rate limiter on the app's (movable) clock; no limiter when absent. */
   rateLimiter?: (clock: Clock) => RateLimiter;
+  /**
+   * Runs the background job worker as server.ts does (1 job at a time unless told otherwise).
+   * Off by default: on PostgreSQL every test file shares one database, and a file's jobs should
+   * not be picked up by workers of files that did not ask for them.
+   */
+  jobWorker?: true | Partial<WorkerOptions>;
+  /** How long a job's claim lasts without renewal (services default: 30 s). */
+  jobLeaseMs?: number;
+  /** Record import limits (sync threshold, batch size, upload size); services defaults when absent. */
+  imports?: ImportsOptions;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -53,10 +65,15 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     secretBox: createSecretBox(masterKey),
     clock: readClock,
     propertyIndexMinRecords: options.propertyIndexMinRecords,
+    jobLeaseMs: options.jobLeaseMs,
+    imports: options.imports,
   });
   const rateLimiter = options.rateLimiter?.(readClock);
   const app = await buildApp({ db: database.db, services, bodyLimit: options.bodyLimit, rateLimiter });
   await app.ready();
+  const worker = options.jobWorker
+    ? services.jobs.startWorker({ concurrency: 1, pollMs: 250, ...(options.jobWorker === true ? {} : options.jobWorker) })
+    : undefined;
 
   const call: TestApp['call'] = (creds, method, url, body, headers = {}) =>
     app.inject({
@@ -94,6 +111,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
     async close() {
       await app.close();
+      await worker?.stop();
       await rateLimiter?.close();
       await services.propertyIndexes.idle();
       if (!options.database) await database.close();

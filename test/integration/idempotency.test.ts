@@ -117,6 +117,18 @@ describe('Idempotency-Key', () => {
     sameStoredResponse(await keyed(account, 'POST', `${V1}/records`, key, { entityId, name: 'Original' }), first);
   });
 
+  test('If-Match is part of the request: the same PATCH under another precondition is 422, the same one replays', async () => {
+    const created = await t.call(account, 'POST', `${V1}/records`, { entityId, name: 'Versioned' });
+    const recordId = created.json().recordId;
+    const etag = String(created.headers.etag);
+    const key = uniq('if-match');
+    const patch = (ifMatch: string) => t.call(account, 'PATCH', `${V1}/records/${recordId}`, { name: 'Patched' }, { 'idempotency-key': key, 'if-match': ifMatch });
+    const first = await patch(etag);
+    assert.equal(first.statusCode, 200, first.body);
+    expectError(await patch('"999"'), 422, 'IdempotencyKeyReused');
+    sameStoredResponse(await patch(etag), first);
+  });
+
   test('keys are per account: another account using the same key executes its own request', async () => {
     const other = await t.newAccount('Other');
     const entity = await t.call(other, 'POST', `${V1}/entities`, { name: 'Deals', slug: uniq('deals') });

@@ -184,6 +184,90 @@ describe('segments', () => {
     assert.ok(refreshed.lastEvaluatedAt);
   });
 
+  test('CACHED pages come from the stored members: every sort, direction, cursor and filter pages exactly as the rules do', async () => {
+    // A separate entity: 300 records in two bulk batches (each batch shares one dateCreated, so
+    // record IDs break the ties), every 7th without points (the NULL phase of a property sort).
+    const pages = (await ok(a, 'POST', '/entities', { name: 'pages', slug: uniq('pages') }, 201)).entityId;
+    const points = (await ok(a, 'POST', '/properties', { entityId: pages, name: 'points', fieldType: 'NUMBER' }, 201)).propertyId;
+    const pad = (i: number) => String(i).padStart(3, '0');
+    for (const from of [0, 150]) {
+      const records = Array.from({ length: 150 }, (_, k) => from + k).map((i) => ({
+        entityId: pages, name: i % 50 === 0 ? `z${pad(i)}` : `n${pad(i)}`, data: i % 7 === 0 ? {} : { [points]: i % 50 === 0 ? 5 : 1000 + i },
+      }));
+      assert.equal((await ok(a, 'POST', '/records/bulk', { records })).recordIds.length, 150);
+    }
+    // Members: n280…n299 but n294 (19, near the end of the name order) and z050…z250 (5, scattered
+    // in creation order, last by name): an ascending name page finds no member among the first
+    // 256 records by name, so the records' probes give up and the members are read and sorted.
+    const rules = or(cond(`data.${points}`, 'gte', 1280), cond(`data.${points}`, 'eq', 5), and(cond('name', 'startsWith', 'n28')));
+    const cached = await ok(a, 'POST', '/segments', { entityId: pages, name: 'cached', mode: 'CACHED', conditions: rules }, 201);
+    const live = await ok(a, 'POST', '/segments', { entityId: pages, name: 'live', conditions: rules }, 201);
+    assert.equal(cached.memberCount, 24);
+    const walk = async (segmentId: string, params: string, limit: number) => {
+      const ids: string[] = [];
+      let startKey: string | undefined;
+      for (let n = 0; n < 100; n++) {
+        const page = await ok(a, 'GET', `/segments/${segmentId}/records?limit=${limit}${params}${startKey ? `&startKey=${encodeURIComponent(startKey)}` : ''}`);
+        assert.ok(page.data.length <= limit);
+        ids.push(...page.data.map((r: { recordId: string }) => r.recordId));
+        startKey = page.nextKey;
+        if (!startKey) return ids;
+      }
+      throw new Error('pages never ended');
+    };
+    // REALTIME pages (the records' own paths, filtered by the rules) are the reference.
+    const expectSamePages = async (label: string, expectedCount: number) => {
+      const params = label === 'default' ? '' : `&${label}`;
+      for (const limit of [3, 200]) {
+        const fromMembers = await walk(cached.segmentId, params, limit);
+        assert.deepEqual(fromMembers, await walk(live.segmentId, params, limit), `${label}, limit ${limit}`);
+        assert.equal(new Set(fromMembers).size, expectedCount, `${label}, limit ${limit}: every member once`);
+      }
+    };
+    const sorts = ['default', 'sortField=dateCreated&sortDirection=asc', 'sortField=name&sortDirection=asc',
+      'sortField=name&sortDirection=desc', `sortField=${points}&sortDirection=desc`, `sortField=${points}&sortDirection=asc`, 'sortField=dateUpdated'];
+    for (const sort of sorts) await expectSamePages(sort, 24);
+    // The page's own filters and keyword apply inside the segment, in either kind of sort.
+    const filters = `filters=${encodeURIComponent(JSON.stringify({ [points]: { op: 'gte', value: 1285 } }))}`;
+    await expectSamePages(filters, 13);
+    await expectSamePages(`${filters}&sortField=name&sortDirection=asc`, 13);
+    await expectSamePages('keyword=n28', 10);
+
+    // Writes move the pages at once: a member trashed, a record entering.
+    const [first] = (await ok(a, 'GET', `/segments/${cached.segmentId}/records?limit=1`)).data;
+    await ok(a, 'DELETE', `/records/${first.recordId}`);
+    const entering = (await ok(a, 'POST', '/records', { entityId: pages, name: 'late', data: { [points]: 5 } }, 201)).recordId;
+    assert.equal((await ok(a, 'GET', `/segments/${cached.segmentId}/records?limit=1`)).data[0].recordId, entering, 'the newest member first');
+    for (const sort of sorts) await expectSamePages(sort, 24);
+  });
+
+  test('concurrent writers moving the same CACHED segments keep exact counters (no deadlock, no lost update)', async () => {
+    const crowd = (await ok(a, 'POST', '/entities', { name: 'crowd', slug: uniq('crowd') }, 201)).entityId;
+    const level = (await ok(a, 'POST', '/properties', { entityId: crowd, name: 'level', fieldType: 'NUMBER' }, 201)).propertyId;
+    const recordIds: string[] = (await ok(a, 'POST', '/records/bulk', {
+      records: Array.from({ length: 16 }, (_, i) => ({ entityId: crowd, name: `c${i}`, data: { [level]: 0 } })),
+    })).recordIds;
+    // Every write below moves a record in or out of all three segments at once.
+    const segmentIds: string[] = [];
+    for (const bound of [1, 2, 3]) {
+      segmentIds.push((await ok(a, 'POST', '/segments', { entityId: crowd, name: `≥${bound}`, mode: 'CACHED', conditions: and(cond(`data.${level}`, 'gte', bound)) }, 201)).segmentId);
+    }
+    for (let round = 0; round < 12; round++) {
+      const results = await Promise.all([
+        ...recordIds.map((recordId, i) => call(a, 'PATCH', `/records/${recordId}`, { data: { [level]: (i + round) % 2 === 0 ? 5 : 0 } })),
+        call(a, 'POST', '/records/bulk/update', { records: recordIds.slice(0, 4).reverse().map((recordId) => ({ recordId, tags: [`r${round}`] })) }),
+      ]);
+      for (const res of results) assert.equal(res.statusCode, 200, res.body);
+    }
+    const expected = (await ok(a, 'POST', '/records/search/advanced', { entityId: crowd, conditionGroup: and(cond(`data.${level}`, 'gte', 1)), limit: 200 }))
+      .data.map((r: { recordId: string }) => r.recordId).sort();
+    assert.equal(expected.length, 8);
+    for (const segmentId of segmentIds) {
+      assert.deepEqual(await memberIds(segmentId), expected);
+      assert.equal((await ok(a, 'GET', `/segments/${segmentId}`)).memberCount, expected.length);
+    }
+  });
+
   test('a deleted or retyped property makes its segments invalid: no members, not an error', async () => {
     const temp = (await ok(a, 'POST', '/properties', { entityId, name: uniq('temp'), fieldType: 'NUMBER' }, 201)).propertyId;
     const rec = await newRecord('t', { [temp]: 5 });
@@ -191,8 +275,11 @@ describe('segments', () => {
     const cached = await ok(a, 'POST', '/segments', { entityId, name: 'c', mode: 'CACHED', conditions: and(cond(`data.${temp}`, 'gte', 1)) }, 201);
     assert.deepEqual(await memberIds(cached.segmentId), [rec]);
     assert.deepEqual(await memberIds(realtime.segmentId), [rec]);
+    await ok(a, 'PATCH', `/records/${rec}`, { data: { [temp]: 6 } }); // the CACHED rules are compiled (and kept) for the write
 
     await ok(a, 'PATCH', `/properties/${temp}?force=true`, { fieldType: 'TEXT' });
+    // A write after the retype evaluates the rules against the new definitions, not the compiled ones kept from before.
+    await ok(a, 'PATCH', `/records/${rec}`, { data: { [temp]: '7' } });
     for (const s of [realtime, cached]) {
       const got = await ok(a, 'GET', `/segments/${s.segmentId}`);
       assert.equal(got.isValid, false, 'retyped: gte no longer fits TEXT');

@@ -39,6 +39,10 @@ describe('configuration (environment → Config)', () => {
       redisUrl: undefined,
       rateLimitRedisPrefix: 'crm-core:ratelimit:',
       idempotencyPendingTimeoutMs: 60_000,
+      databaseRls: true,
+      publicBaseUrl: undefined,
+      jobsConcurrency: 1,
+      importMaxFileBytes: 10 * 1024 * 1024,
     });
     assert.ok(Object.isFrozen(config));
   });
@@ -88,6 +92,13 @@ describe('configuration (environment → Config)', () => {
     assert.equal(loadConfig({ DB_POOL_MAX: '1' }).dbPoolMax, 1);
     assert.equal(loadConfig({ BODY_LIMIT: '1024' }).bodyLimit, 1024);
     assert.equal(loadConfig({ SHUTDOWN_TIMEOUT_MS: '600000' }).shutdownTimeoutMs, 600_000);
+  });
+
+  test('PUBLIC_BASE_URL: an http(s) origin (with an optional path), trailing slashes dropped', () => {
+    assert.equal(loadConfig({ PUBLIC_BASE_URL: 'https://crm.example.com/' }).publicBaseUrl, 'https://crm.example.com');
+    assert.equal(loadConfig({ PUBLIC_BASE_URL: 'http://10.0.0.5:8080/crm' }).publicBaseUrl, 'http://10.0.0.5:8080/crm');
+    for (const bad of ['crm.example.com', 'ftp://x', 'https://x/?q=1', 'https://a b']) rejects({ PUBLIC_BASE_URL: bad }, /PUBLIC_BASE_URL/);
+    rejects({ JOBS_CONCURRENCY: '65' }, /JOBS_CONCURRENCY/);
   });
 
   test('bad numbers are rejected with ConfigError naming the variable', () => {

@@ -12,6 +12,7 @@ const SPEC_PREFIXES: Record<IdKind, string> = {
   segment: 'CRMSG',
   activity: 'CRMAC',
   event: 'CRMEV',
+  file: 'CRMFL',
 };
 const KINDS = Object.keys(SPEC_PREFIXES) as IdKind[];
 const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';

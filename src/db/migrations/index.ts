@@ -11,6 +11,9 @@ import * as relationshipIndexes from './0009_relationship_indexes.ts';
 import * as versions from './0010_versions.ts';
 import * as segmentDependencies from './0011_segment_dependencies.ts';
 import * as activitiesEvents from './0012_activities_events.ts';
+import * as jobsFiles from './0013_jobs_files.ts';
+import * as rowLevelSecurity from './0014_row_level_security.ts';
+import * as segmentMemberOrder from './0015_segment_member_order.ts';
 
 /** Ordered by name; never edit a migration that has shipped, add a new one. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +29,7 @@ export const migrations: Record<string, Migration> = {
   '0010_versions': versions,
   '0011_segment_dependencies': segmentDependencies,
   '0012_activities_events': activitiesEvents,
+  '0013_jobs_files': jobsFiles,
+  '0014_row_level_security': rowLevelSecurity,
+  '0015_segment_member_order': segmentMemberOrder,
 };

@@ -8,8 +8,8 @@ import type { IdempotencyService } from '../../modules/idempotency/idempotency.s
  *
  * - onRequest (after auth): the key is validated: 1–255 printable ASCII characters, else 400.
  * - preValidation: the request's fingerprint: method, path and query as sent, the caller's API
- *   key, and the body as canonical JSON (object keys sorted), so re-serialising the same body
- *   still matches.
+ *   key, its If-Match (a PATCH under another precondition is another request), and the body as
+ *   canonical JSON (object keys sorted), so re-serialising the same body still matches.
  * - preHandler (after schema validation, so a request the schema refuses claims nothing): the key
  *   is claimed with a `pending` row. Same key and fingerprint already completed → the stored
  *   response, byte for byte, plus `Idempotent-Replayed: true`; still pending → 409
@@ -56,7 +56,7 @@ export function canonicalJson(value: unknown): string {
 
 function fingerprint(request: FastifyRequest): string {
   return createHash('sha256')
-    .update(JSON.stringify([request.method, request.url, request.caller.apiKey]))
+    .update(JSON.stringify([request.method, request.url, request.caller.apiKey, request.headers['if-match'] ?? null]))
     .update('\n')
     .update(canonicalJson(request.body))
     .digest('hex');

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { errors } from '../../errors.ts';
 import type { DB } from '../../db/schema.ts';
-import { tenantDb, type TenantDb } from '../../db/tenant.ts';
+import { systemDb, tenantDb, type TenantDb } from '../../db/tenant.ts';
 import { newAccountId } from '../../lib/ids.ts';
 import type { ApiKeysService } from '../api-keys/api-keys.service.ts';
 import type { CreatedApiKey } from '../api-keys/api-keys.schemas.ts';
@@ -63,6 +63,6 @@ export function createAccountsService(deps: AccountsServiceDeps): AccountsServic
       return { accountId: row.account_id, name: row.name, dateCreated: row.date_created.toISOString() };
     },
 
-    anyExists: () => repo.anyAccountExists(db),
+    anyExists: () => repo.anyAccountExists(systemDb(db)),
   };
 }

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { errors } from '../../errors.ts';
 import { isForeignKeyViolation } from '../../db/errors.ts';
 import type { DB, Role } from '../../db/schema.ts';
-import { tenantDb, type TenantDb } from '../../db/tenant.ts';
+import { scopedToAccount, systemDb, tenantDb, type TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { parseAuthorization, signatureMatches } from '../../lib/hmac-signature.ts';
 import { parseInstant } from '../../lib/iso-instant.ts';
@@ -63,8 +63,27 @@ function toApiKey(row: repo.ApiKeyRow): ApiKey {
 /** Unknown keys are checked against this, so they cost the same time as a wrong signature. */
 const DUMMY_SECRET = newApiSecret();
 
+/** How many API key → account pairs authentication remembers (per process). */
+const KEY_ACCOUNTS_MAX = 10_000;
+
 export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
   const { db, secretBox, clock, members, quota } = deps;
+  /**
+   * Row-level security (docs/reliability.md): a key's lookup runs as the account the key was
+   * last found in, so a connection that served that account needs no set_config round trip; only
+   * a key not seen yet is looked up in system scope. A key never changes account, and a deleted
+   * one is simply not found (and forgotten).
+   */
+  const keyAccounts = new Map<string, string>();
+  const lookupScope = (apiKey: string) => {
+    const accountId = keyAccounts.get(apiKey);
+    return accountId === undefined ? systemDb(db) : scopedToAccount(db, accountId);
+  };
+  const remember = (apiKey: string, accountId: string) => {
+    if (keyAccounts.get(apiKey) === accountId) return;
+    if (keyAccounts.size >= KEY_ACCOUNTS_MAX) keyAccounts.delete(keyAccounts.keys().next().value!);
+    keyAccounts.set(apiKey, accountId);
+  };
 
   return {
     async authenticate(authorization) {
@@ -80,11 +99,13 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
 
       // Remembered until the date itself leaves the window: after that the skew check refuses it anyway.
       const nonce = createHash('sha256').update(`${auth.apiKey}\n${auth.date}\n${auth.salt}`).digest('hex');
-      const row = await repo.authenticateKey(db, auth.apiKey, nonce, new Date(signedAt + SIGNATURE_WINDOW_MS + 60_000));
+      const row = await repo.authenticateKey(lookupScope(auth.apiKey), auth.apiKey, nonce, new Date(signedAt + SIGNATURE_WINDOW_MS + 60_000));
       if (!row) {
+        keyAccounts.delete(auth.apiKey);
         signatureMatches(DUMMY_SECRET, auth);
         throw errors.invalidApiKey();
       }
+      remember(row.api_key, row.account_id);
       const tenant = tenantDb(db, row.account_id);
       if (!signatureMatches(secretBox.open(row.sealed_secret, row.api_key), auth)) {
         if (row.claimed) await repo.releaseNonce(tenant, nonce);
@@ -146,7 +167,7 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
     memberRoleChanged: repo.setMemberRole,
 
     sweepNonces() {
-      return repo.sweepExpiredNonces(db, new Date(clock()));
+      return repo.sweepExpiredNonces(systemDb(db), new Date(clock()));
     },
   };
 }

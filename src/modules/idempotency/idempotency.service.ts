@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { DB } from '../../db/schema.ts';
-import type { TenantDb } from '../../db/tenant.ts';
+import { systemDb, type TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import * as repo from './idempotency.repository.ts';
 
@@ -86,7 +86,7 @@ export function createIdempotencyService(deps: { db: Kysely<DB>; clock: Clock; p
     async sweepExpired() {
       let total = 0;
       for (;;) {
-        const deleted = await repo.sweepExpired(deps.db, new Date(deps.clock()), SWEEP_BATCH);
+        const deleted = await repo.sweepExpired(systemDb(deps.db), new Date(deps.clock()), SWEEP_BATCH);
         total += deleted;
         if (deleted < SWEEP_BATCH) return total;
       }

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../../db/schema.ts';
+import { tenantDb } from '../../db/tenant.ts';
 
 /**
  * Sort indexes per property, built on demand (docs/design/storage.md, "Property sort indexes").
@@ -91,10 +92,10 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
   }
 
   async function enoughRecords(accountId: string, entityId: string): Promise<boolean> {
-    const result = await sql<{ n: number }>`
+    const result = await tenantDb(db, accountId).executeRaw(sql<{ n: number }>`
       SELECT count(*)::int AS n FROM (
         SELECT 1 FROM records WHERE account_id = ${accountId} AND entity_id = ${entityId} AND NOT is_deleted LIMIT ${minRecords}
-      ) AS sample`.execute(db);
+      ) AS sample`);
     return (result.rows[0]?.n ?? 0) >= minRecords;
   }
 

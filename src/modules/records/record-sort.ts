@@ -124,3 +124,35 @@ export function cursorValue(sortKey: unknown): string | number | null {
   if (sortKey instanceof Date) return sortKey.toISOString();
   return typeof sortKey === 'number' ? sortKey : String(sortKey);
 }
+
+/**
+ * Scans (exports) walk an entity's records in (date_created, record_id) order, the
+ * records_by_created index. The key keeps date_created to the microsecond (what the column
+ * holds), so resuming after it neither repeats nor skips a row.
+ */
+export interface ScanKey {
+  /** date_created as ISO-8601 UTC with microseconds. */
+  at: string;
+  recordId: string;
+}
+
+const SCAN_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+export function encodeScanKey(key: ScanKey): string {
+  return Buffer.from(JSON.stringify(['scan', key.at, key.recordId])).toString('base64url');
+}
+
+export function decodeScanKey(text: string | undefined): ScanKey | undefined {
+  if (text === undefined || text === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 3 || parsed[0] !== 'scan' || typeof parsed[1] !== 'string' || !SCAN_AT.test(parsed[1])
+    || typeof parsed[2] !== 'string' || parsed[2].length > 64) {
+    throw errors.validation('startKey: not a key of this scan', [{ path: 'startKey', message: 'invalid scan key' }]);
+  }
+  return { at: parsed[1], recordId: parsed[2] };
+}

@@ -31,11 +31,12 @@ export interface ConditionEvaluation {
   /** The group as SQL over `records`, or undefined when it no longer fits the entity. */
   conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown): Promise<RawBuilder<SqlBool> | undefined>;
   /**
-   * Whether each given live record matches each group (invalid groups match nothing). `fields`:
-   * the entity's live properties when the caller already holds them (a record write does).
+   * Each group as SQL over `records` (an invalid group as FALSE: it matches nothing), validated
+   * against one catalog. `fields`: the entity's live properties when the caller already holds
+   * them (a record write does). For segment maintenance, which evaluates them with memberships.
    */
-  evaluate(tenant: TenantDb, entityId: string, groups: readonly unknown[], recordIds: readonly string[], fields?: readonly RecordField[]): Promise<Map<string, boolean[]>>;
-  /** `SELECT record_id` of the live records matching, for a set-based rebuild; undefined when invalid. */
+  compileAll(tenant: TenantDb, entityId: string, groups: readonly unknown[], fields?: readonly RecordField[]): Promise<RawBuilder<SqlBool>[]>;
+  /** `SELECT record_id, record_created` of the live records matching, for a set-based rebuild; undefined when invalid. */
   matchingIds(tenant: TenantDb, entityId: string, conditions: unknown): Promise<ReturnType<typeof repo.matchingRecordIds> | undefined>;
   /** Exact count of the live records matching `where` (from conditionsSql or a membership filter). */
   countWhere(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>): Promise<number>;
@@ -133,11 +134,10 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
       return resolved.group;
     },
 
-    async evaluate(tenant, entityId, groups, recordIds, fields) {
+    async compileAll(tenant, entityId, groups, fields) {
       // One catalog for every group: a write costs the same few queries however many segments watch it.
-      const compiled = (await resolveAll(tenant, entityId, groups, 'conditions', fields))
+      return (await resolveAll(tenant, entityId, groups, 'conditions', fields))
         .map((resolved) => (resolved.valid ? compile(resolved.group, resolved.catalog) : sql<SqlBool>`false`));
-      return repo.evaluateRecords(tenant, entityId, recordIds, compiled);
     },
 
     async matchingIds(tenant, entityId, conditions) {

@@ -66,9 +66,45 @@ export interface PageQuery {
   cursor: Cursor | undefined;
   limit: number;
   trashed?: boolean;
+  /** Page through this set of the entity's live records only (a CACHED segment's members). */
+  set?: PageSet;
+}
+
+/**
+ * A set of an entity's live records kept in a table of its own (a CACHED segment's members,
+ * segments.repository.ts memberSet), paged through instead of the whole entity:
+ * - dateCreated pages walk the set's own (record_created, record_id) index and join records by
+ *   primary key: a page costs its rows, whatever share of the entity the set is;
+ * - other sorts filter the records path with `filter`; when its probes find no page (a set
+ *   under ~1.6 % of the entity) and the set is `small`, the set is read whole and sorted, instead
+ *   of walking the sort index, whose order may put every member last.
+ */
+export interface PageSet {
+  /** `(SELECT record_id, record_created …)`: the set; record_created is the record's date_created. */
+  rows: RawBuilder<unknown>;
+  /** Membership in the set as a filter on `records`. */
+  filter: RawBuilder<SqlBool>;
+  /** Few enough rows (a few thousand) to read them all and sort. */
+  small: boolean;
 }
 
 type PageRow = RecordRow & { sort_key: unknown };
+
+/** A dateCreated page of a set: a range of the set's (record_created, record_id) index, records joined by primary key. */
+async function pageSetByCreated(tenant: TenantDb, q: PageQuery, set: PageSet): Promise<{ rows: PageRow[]; next: Cursor | undefined }> {
+  const dir = sql.raw(q.sort.direction === 'asc' ? 'ASC' : 'DESC');
+  let query = tenant.selectFrom('records').selectAll('records').select(sql`records.date_created`.as('sort_key'))
+    .innerJoin(set.rows.as('m'), (join) => join.on(sql<SqlBool>`m.record_id = records.record_id`))
+    .where('entity_id', '=', q.entityId).where('is_deleted', '=', false).where(q.where);
+  if (q.cursor) {
+    query = query.where(sql<SqlBool>`(m.record_created, m.record_id) ${sql.raw(q.sort.direction === 'asc' ? '>' : '<')} (${q.cursor.value}::timestamptz, ${q.cursor.recordId})`);
+  }
+  const rows = await query.orderBy(sql`m.record_created ${dir}, m.record_id ${dir}`).limit(q.limit + 1).execute() as PageRow[];
+  if (rows.length <= q.limit) return { rows, next: undefined };
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1]!;
+  return { rows: page, next: { value: cursorValue(last.sort_key), recordId: last.record_id } };
+}
 
 /** Candidates per probe, as multiples of the rows wanted: 8× finds a page at ≥ ~13 % selectivity, 64× at ≥ ~1.6 %. */
 const PROBE_FACTORS = [8, 64] as const;
@@ -88,13 +124,16 @@ const PROBE_MAX = 20_000;
  * where walking the sort index finds the page in a few hundred rows (docs/design/storage.md).
  */
 export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ rows: PageRow[]; next: Cursor | undefined }> {
+  const set = q.trashed ? undefined : q.set;
+  if (set && q.sort.label === 'dateCreated') return pageSetByCreated(tenant, q, set);
+  const where = !set ? q.where : q.filtered === false ? set.filter : sql<SqlBool>`(${q.where}) AND (${set.filter})`;
   const scope = () => tenant.selectFrom('records')
     .where('entity_id', '=', q.entityId)
     .where('is_deleted', '=', q.trashed ?? false);
-  const plain = () => scope().selectAll().select(sql`${cursorKey(q.sort)}`.as('sort_key')).where(q.where);
-  const probing = q.filtered !== false && q.ordered === true;
+  const plain = () => scope().selectAll().select(sql`${cursorKey(q.sort)}`.as('sort_key')).where(where);
+  const probing = (q.filtered !== false || set !== undefined) && q.ordered === true;
 
-  async function phase(after: RawBuilder<SqlBool>, order: RawBuilder<unknown>, want: number): Promise<PageRow[]> {
+  async function phase(after: RawBuilder<SqlBool>, order: RawBuilder<unknown>, want: number, valued: boolean): Promise<PageRow[]> {
     if (probing) {
       for (const factor of PROBE_FACTORS) {
         const size = Math.min(PROBE_MAX, want * factor);
@@ -110,12 +149,26 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
         if (size >= PROBE_MAX) break;
       }
     }
+    if (set?.small) {
+      // Every record of the set read by primary key, their sort keys sorted (MATERIALIZED: not an
+      // order to walk the sort index in), then the page's rows read again by primary key.
+      const dir = sql.raw(q.sort.direction === 'asc' ? 'ASC' : 'DESC');
+      const members = scope().select(['records.record_id', sql`${valued ? q.sort.expr : sql`NULL`}`.as('k')])
+        .innerJoin(set.rows.as('m'), (join) => join.on(sql<SqlBool>`m.record_id = records.record_id`))
+        .where(q.where).where(after);
+      const result = await tenant.executeRaw(sql<PageRow>`WITH page_set AS MATERIALIZED (${members})
+        SELECT records.*, ${cursorKey(q.sort)} AS sort_key
+        FROM (SELECT record_id FROM page_set ORDER BY ${valued ? sql`k ${dir}, ` : sql``}record_id ${dir} LIMIT ${want}) AS page
+        JOIN records ON records.account_id = ${tenant.accountId} AND records.record_id = page.record_id
+        ORDER BY ${order}`);
+      return result.rows;
+    }
     return await plain().where(after).orderBy(order).limit(want).execute() as PageRow[];
   }
 
-  const rows = await phase(afterValued(q.sort, q.cursor), orderValued(q.sort), q.limit + 1);
+  const rows = await phase(afterValued(q.sort, q.cursor), orderValued(q.sort), q.limit + 1, true);
   if (q.sort.nullable && rows.length <= q.limit) {
-    rows.push(...await phase(afterNull(q.sort, q.cursor), orderNull(q.sort), q.limit + 1 - rows.length));
+    rows.push(...await phase(afterNull(q.sort, q.cursor), orderNull(q.sort), q.limit + 1 - rows.length, false));
   }
   if (rows.length <= q.limit) return { rows, next: undefined };
   const page = rows.slice(0, q.limit);
@@ -160,6 +213,27 @@ export async function selectRecordIds(tenant: TenantDb, entityId: string, where:
     .limit(limit)
     .execute();
   return rows.map((row) => row.record_id);
+}
+
+/**
+ * Live records of the entity whose `data -> propertyId` equals one of `values` (JSON values), in
+ * record ID order. The values are one array parameter (`= ANY`), which PostgreSQL hashes, so a
+ * scan of the entity's records costs O(1) per record whatever the number of values; on a large
+ * entity the property's sort index (records_s_<propertyId>, property-indexes.ts), whose key is
+ * this very expression, answers it with index lookups instead. (Not the records_data GIN index:
+ * right after bulk writes its pending list makes each probe cost ~1 ms.)
+ */
+export async function findLiveByValues(tenant: TenantDb, entityId: string, propertyId: string, values: readonly unknown[]): Promise<{ record_id: string; value: unknown }[]> {
+  if (values.length === 0) return [];
+  const value = sql<unknown>`(records.data -> ${sql.lit(propertyId)})`;
+  return tenant.selectFrom('records')
+    .select(['record_id', value.as('value')])
+    .where('entity_id', '=', entityId)
+    .where('is_deleted', '=', false)
+    .where(sql<SqlBool>`${value} IS NOT NULL`)
+    .where(sql<SqlBool>`${value} = ANY (${values.map((v) => JSON.stringify(v))}::text[]::jsonb[])`)
+    .orderBy('record_id')
+    .execute();
 }
 
 /* ---------- Bulk writes: one statement per batch, the rows passed as one JSON document ---------- */
@@ -274,8 +348,42 @@ export async function evaluateRecords(tenant: TenantDb, entityId: string, record
   return result;
 }
 
-/** `SELECT record_id` of the entity's live records matching `where`, for an INSERT … SELECT. */
+/** `SELECT record_id, record_created` (date_created) of the entity's live records matching `where`, for an INSERT … SELECT. */
 export function matchingRecordIds(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>) {
-  return tenant.selectFrom('records').select('records.record_id')
+  return tenant.selectFrom('records').select(['records.record_id', 'records.date_created as record_created'])
     .where('entity_id', '=', entityId).where(sql<SqlBool>`NOT records.is_deleted`).where(where);
+}
+
+/* ---------- Scans (exports): keyset pages in (date_created, record_id) order ---------- */
+
+/** Live records of the entity matching `where`, counted up to `max` when given (exact below it). */
+export async function countRecordsUpTo(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>, max?: number): Promise<number> {
+  if (max === undefined) return countRecords(tenant, entityId, where);
+  const rows = await tenant.selectFrom('records').select(sql<number>`1`.as('one'))
+    .where('entity_id', '=', entityId).where(sql<SqlBool>`NOT records.is_deleted`).where(where)
+    .limit(max)
+    .execute();
+  return rows.length;
+}
+
+/**
+ * The next `limit` live records matching `where` after `after`, in (date_created, record_id)
+ * order: a range on records_by_created, so page N costs what page 1 costs. `scan_at` is the
+ * row's date_created to the microsecond, for the next key.
+ *
+ * The page runs in its own transaction with `SET LOCAL enable_sort = off`: without statistics
+ * (PGlite never analyzes: no autovacuum) the planner estimates ~1 matching row and picks
+ * "another index, then sort everything" — 170 ms a page at 50 k records, growing with the entity,
+ * where walking records_by_created takes 14 ms. With sorting priced out, the index that delivers
+ * the order is the plan on both engines.
+ */
+export function scanRecords(tenant: TenantDb, entityId: string, where: RawBuilder<SqlBool>, after: { at: string; recordId: string } | undefined, limit: number): Promise<(RecordRow & { scan_at: string })[]> {
+  return tenant.transaction(async (tx) => {
+    await tx.executeRaw(sql`SET LOCAL enable_sort = off`);
+    let query = tx.selectFrom('records').selectAll()
+      .select(sql<string>`to_char(records.date_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('scan_at'))
+      .where('entity_id', '=', entityId).where(sql<SqlBool>`NOT records.is_deleted`).where(where);
+    if (after) query = query.where(sql<SqlBool>`(records.date_created, records.record_id) > (${after.at}::timestamptz, ${after.recordId})`);
+    return query.orderBy('records.date_created').orderBy('records.record_id').limit(limit).execute();
+  });
 }

@@ -15,7 +15,7 @@ import type { RelationshipFieldsLoader } from '../relationships/relationship-fie
 import { maskValue, normalizeValue } from '../properties/field-values.ts';
 import type { PropertiesService, RecordField } from '../properties/properties.service.ts';
 import type { PropertyIndexes } from './property-indexes.ts';
-import { decodeCursor, encodeCursor, resolveSort } from './record-sort.ts';
+import { decodeCursor, decodeScanKey, encodeCursor, encodeScanKey, resolveSort } from './record-sort.ts';
 import { createBulkOperations, type BulkOperations, type RecordWriteHooks } from './records.bulk.ts';
 import * as repo from './records.repository.ts';
 import type { AdvancedSearchBody, CreateRecordBody, CrmRecord, ListRecordsQuery, UpdateRecordBody } from './records.schemas.ts';
@@ -38,8 +38,11 @@ export interface RecordsService extends BulkOperations {
   update(tenant: TenantDb, caller: Caller, recordId: string, input: UpdateRecordBody, options?: { ifMatch?: Precondition }): Promise<CrmRecord>;
   remove(tenant: TenantDb, caller: Caller, recordId: string, options?: { ifMatch?: Precondition }): Promise<{ recordId: string; entityId: string }>;
   restore(tenant: TenantDb, caller: Caller, recordId: string): Promise<CrmRecord>;
-  /** `scope`: an extra filter from another module (a segment's rules or membership). */
-  list(tenant: TenantDb, caller: Caller, query: ListRecordsQuery, scope?: RawBuilder<SqlBool>): Promise<RecordPage>;
+  /**
+   * `scope`: an extra filter from another module (a segment's rules); `set`: page through this set
+   * of records only (a CACHED segment's members, driven from its own table; records.repository.ts PageSet).
+   */
+  list(tenant: TenantDb, caller: Caller, query: ListRecordsQuery, scope?: RawBuilder<SqlBool>, set?: repo.PageSet): Promise<RecordPage>;
   search(tenant: TenantDb, caller: Caller, body: AdvancedSearchBody): Promise<RecordPage>;
   fulltext(tenant: TenantDb, caller: Caller, entityId: string, q: string, limit: number): Promise<CrmRecord[]>;
   trash(tenant: TenantDb, caller: Caller, query: { entityId: string; limit?: number; startKey?: string }): Promise<RecordPage>;
@@ -49,6 +52,22 @@ export interface RecordsService extends BulkOperations {
    * "too many" from "exactly enough".
    */
   selectIds(tenant: TenantDb, caller: Caller, selector: RecordSelector, max: number): Promise<string[]>;
+  /**
+   * The entity's live records whose value of `propertyId` is one of `values` (compared with the
+   * stored, normalised value: send what a write would store, e.g. a lower-case email), in record
+   * ID order; a value held by several records appears once per record. For upsert by a property
+   * (imports). Access as GET /records (404/410/403); a MEMBER may not look up by a masked
+   * property (403: the answer would reveal its values).
+   */
+  findByValues(tenant: TenantDb, caller: Caller, entityId: string, propertyId: string, values: readonly unknown[]): Promise<{ recordId: string; value: unknown }[]>;
+  /**
+   * A streaming read for exports: the live records a selector picks (keyword, filters and
+   * segmentId exactly as GET /records, plus an advanced-search conditionGroup; all ANDed). Access,
+   * validation and the masking rules are applied once here, as GET /records applies them (records
+   * come out as the caller sees them: masked for MEMBERs); then `page` reads keyset pages in
+   * (dateCreated, recordId) order, each after the key the previous one returned.
+   */
+  scan(tenant: TenantDb, caller: Caller, selector: RecordScanSelector): Promise<RecordScan>;
 }
 
 export interface RecordSelector {
@@ -56,6 +75,22 @@ export interface RecordSelector {
   keyword?: string;
   filters?: string;
   segmentId?: string;
+}
+
+export interface RecordScanSelector extends RecordSelector {
+  /** As POST /records/search/advanced takes it (validated against the entity here). */
+  conditionGroup?: unknown;
+}
+
+export interface RecordScan {
+  /** How many records match, counting no further than `max` when given (exact below it). */
+  count(max?: number): Promise<number>;
+  /**
+   * Up to `limit` records after `afterKey` (the `nextKey` of an earlier page; none = from the
+   * start). `nextKey` is absent only on a page shorter than `limit`; it is opaque and stays valid
+   * across processes (a checkpoint may keep it).
+   */
+  page(afterKey: string | undefined, limit: number): Promise<RecordPage>;
 }
 
 export interface RecordsServiceDeps {
@@ -177,12 +212,12 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
     return { row, v };
   }
 
-  async function page(tenant: TenantDb, v: EntityView, where: RawBuilder<SqlBool>, sortField: string | undefined, direction: 'asc' | 'desc' | undefined, limit: number | undefined, startKey: string | undefined, trashed = false): Promise<RecordPage> {
+  async function page(tenant: TenantDb, v: EntityView, where: RawBuilder<SqlBool>, sortField: string | undefined, direction: 'asc' | 'desc' | undefined, limit: number | undefined, startKey: string | undefined, trashed = false, set?: repo.PageSet): Promise<RecordPage> {
     const sort = resolveSort(sortField, direction, v.fields);
     const cursor = decodeCursor(sort, startKey);
     if (sort.propertyId !== undefined && !trashed) deps.propertyIndexes?.sortedBy(tenant.accountId, v.entityId, sort.propertyId);
     const ordered = sort.propertyId === undefined || deps.propertyIndexes?.ready(sort.propertyId) === true;
-    const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, filtered: !isTrue(where), ordered, sort, cursor, limit: limit ?? 20, trashed });
+    const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, filtered: !isTrue(where), ordered, sort, cursor, limit: limit ?? 20, trashed, set });
     const data = rows.map((row) => toRecord(row, v));
     return next ? { data, nextKey: encodeCursor(sort, next) } : { data };
   }
@@ -300,7 +335,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       });
     },
 
-    async list(tenant, caller, query, scope) {
+    async list(tenant, caller, query, scope, set) {
       const v = await view(tenant, caller, query.entityId);
       const { conditions, catalog } = await selectorConditions(tenant, caller, v, query);
       if (query.ownerId) conditions.push({ field: 'ownerId', operator: 'eq', value: query.ownerId });
@@ -312,7 +347,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       let where = compile({ operator: 'AND', conditions }, catalog);
       const scopes = [scope, query.segmentId === undefined ? undefined : await deps.segmentFilter(tenant, caller, query.segmentId, v.entityId)];
       for (const extra of scopes) if (extra) where = isTrue(where) ? extra : sql<SqlBool>`(${where}) AND (${extra})`;
-      return page(tenant, v, where, query.sortField, query.sortDirection, query.limit, query.startKey);
+      return page(tenant, v, where, query.sortField, query.sortDirection, query.limit, query.startKey, false, set);
     },
 
     async search(tenant, caller, body) {
@@ -344,6 +379,46 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       let where = compile({ operator: 'AND', conditions }, catalog);
       if (selector.segmentId !== undefined) where = sql<SqlBool>`(${where}) AND (${await deps.segmentFilter(tenant, caller, selector.segmentId, v.entityId)})`;
       return repo.selectRecordIds(tenant, v.entityId, where, max);
+    },
+
+    async findByValues(tenant, caller, entityId, propertyId, values) {
+      const v = await view(tenant, caller, entityId);
+      if (!v.byId.has(propertyId)) {
+        throw errors.validation(`${propertyId} is not a live property of this entity`, [{ path: 'propertyId', message: 'is not a live property of this entity' }]);
+      }
+      assertUnmaskedUse(v, [{ field: `data.${propertyId}`, operator: 'eq', value: null }], undefined);
+      // A large entity gets the property's sort index (built in the background), which serves these lookups.
+      deps.propertyIndexes?.sortedBy(tenant.accountId, entityId, propertyId);
+      const rows = await repo.findLiveByValues(tenant, entityId, propertyId, [...new Set(values)]);
+      return rows.map((row) => ({ recordId: row.record_id, value: row.value }));
+    },
+
+    async scan(tenant, caller, selector) {
+      const v = await view(tenant, caller, selector.entityId);
+      const { conditions, catalog } = await selectorConditions(tenant, caller, v, selector);
+      let group: ConditionGroup | undefined;
+      let groupCatalog = v.catalog;
+      if (selector.conditionGroup !== undefined) {
+        groupCatalog = await relationshipFields.extend(tenant, caller, v.entityId, v.catalog, selector.conditionGroup);
+        group = validateConditionGroup(selector.conditionGroup, groupCatalog);
+      }
+      assertUnmaskedUse(v, [...conditions, ...(group ? conditionsOf(group) : [])], undefined);
+      // Compiled once: every page of the scan applies the same filter (relative dates included).
+      let where = compile({ operator: 'AND', conditions }, catalog);
+      const extras = [
+        group ? compile(group, groupCatalog) : undefined,
+        selector.segmentId === undefined ? undefined : await deps.segmentFilter(tenant, caller, selector.segmentId, v.entityId),
+      ];
+      for (const extra of extras) if (extra) where = isTrue(where) ? extra : sql<SqlBool>`(${where}) AND (${extra})`;
+      return {
+        count: (max) => repo.countRecordsUpTo(tenant, v.entityId, where, max),
+        async page(afterKey, limit) {
+          const rows = await repo.scanRecords(tenant, v.entityId, where, decodeScanKey(afterKey), limit);
+          const data = rows.map((row) => toRecord(row, v));
+          const last = rows[rows.length - 1];
+          return last && rows.length >= limit ? { data, nextKey: encodeScanKey({ at: last.scan_at, recordId: last.record_id }) } : { data };
+        },
+      };
     },
   };
 }

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type { RawBuilder, SqlBool } from 'kysely';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import type { ConditionEvaluation } from '../records/records.evaluation.ts';
@@ -53,8 +55,61 @@ export interface SegmentMaintenanceDeps {
 
 const unique = <T>(values: Iterable<T>) => [...new Set(values)];
 
+/** Compiled rules kept per process (see compiledRules); oldest dropped first beyond this. */
+const COMPILED_RULES_MAX = 2_000;
+
+const RELATIVE_DATE_OPERATORS = new Set(['withinLastDays', 'withinNextDays', 'olderThanDays']);
+
+/** Whether stored (unvalidated) conditions use a relative date anywhere: their SQL depends on the clock. */
+function mentionsRelativeDates(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(mentionsRelativeDates);
+  if (typeof node !== 'object' || node === null) return false;
+  const record = node as Record<string, unknown>;
+  if (typeof record.operator === 'string' && RELATIVE_DATE_OPERATORS.has(record.operator)) return true;
+  return mentionsRelativeDates(record.conditions) || mentionsRelativeDates(record.where);
+}
+
+/**
+ * What a segment's compiled SQL depends on besides its own row: the entity's live properties
+ * (IDs, types, option values). A digest of them, so a key stays short with hundreds of properties.
+ */
+function fieldsDigest(fields: readonly RecordField[]): string {
+  const hash = createHash('sha1');
+  for (const f of fields) hash.update(`${f.propertyId}\u0001${f.fieldType}\u0001${f.optionValues.join('\u0002')}\u0003`);
+  return hash.digest('base64');
+}
+
 export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentMaintenanceInternals {
   const { evaluation, clock } = deps;
+
+  /**
+   * Compiled rules, keyed by account, segment, the segment's row version and the digest of the
+   * entity's live properties: the version moves with every change of the rules (updateSegment
+   * is their only writer), the digest with every property change that could change their SQL,
+   * so an entry is never stale, on this node or after a change made on another. Not cached:
+   * segments with relationship conditions (their SQL also depends on the relationship types
+   * and the related entity's properties) and rules with relative dates (on the clock).
+   */
+  const compiledRules = new Map<string, RawBuilder<SqlBool>>();
+
+  async function compileRules(tx: TenantDb, entityId: string, segments: readonly repo.SegmentRow[], fields?: readonly RecordField[]): Promise<RawBuilder<SqlBool>[]> {
+    const digest = fields === undefined ? undefined : fieldsDigest(fields);
+    const keys = segments.map((s) => (digest !== undefined && s.depends_on_types.length === 0 && !mentionsRelativeDates(s.conditions)
+      ? `${tx.accountId} ${s.segment_id} ${s.version} ${digest}` : undefined));
+    const out = keys.map((key) => (key === undefined ? undefined : compiledRules.get(key)));
+    const missing = out.flatMap((hit, i) => (hit === undefined ? [i] : []));
+    if (missing.length > 0) {
+      const fresh = await evaluation.compileAll(tx, entityId, missing.map((i) => segments[i]!.conditions), fields);
+      missing.forEach((i, j) => {
+        out[i] = fresh[j]!;
+        const key = keys[i];
+        if (key === undefined) return;
+        compiledRules.set(key, fresh[j]!);
+        if (compiledRules.size > COMPILED_RULES_MAX) compiledRules.delete(compiledRules.keys().next().value!);
+      });
+    }
+    return out as RawBuilder<SqlBool>[];
+  }
 
   async function rebuild(tx: TenantDb, segment: repo.SegmentRow, options: { events: boolean }) {
     await repo.lockForRebuild(tx, segment.segment_id);
@@ -62,22 +117,23 @@ export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentM
     await repo.rebuildMembers(tx, segment.segment_id, matching, new Date(clock()), options);
   }
 
-  /** Re-evaluates records of one entity against the given segments of that entity; applies the difference. */
+  /**
+   * Re-evaluates records of one entity against the given segments of that entity and applies
+   * the difference: one statement evaluates every segment's rules and reads the current
+   * memberships; only when something moved, one more applies entries, exits, events and counts.
+   */
   async function reevaluate(tx: TenantDb, entityId: string, segments: readonly repo.SegmentRow[], recordIds: readonly string[], fields?: readonly RecordField[]) {
     if (segments.length === 0 || recordIds.length === 0) return;
     const ids = unique(recordIds);
     const segmentIds = segments.map((s) => s.segment_id);
-    const [matches, current] = await Promise.all([
-      evaluation.evaluate(tx, entityId, segments.map((s) => s.conditions), ids, fields),
-      repo.membersAmong(tx, segmentIds, ids),
-    ]);
+    const states = await repo.membershipState(tx, entityId, segmentIds, await compileRules(tx, entityId, segments, fields), ids);
     const entered: repo.MembershipChange[] = [];
     const exited: repo.MembershipChange[] = [];
-    for (const recordId of ids) {
-      const flags = matches.get(recordId); // undefined: trashed or gone, a member of nothing
+    for (const { recordId, flags, memberOf } of states) {
+      const current = new Set(memberOf);
       segmentIds.forEach((segmentId, i) => {
-        const member = current.has(`${segmentId} ${recordId}`);
-        const matched = flags?.[i] === true;
+        const member = current.has(segmentId);
+        const matched = flags?.[i] === true; // flags null: trashed or gone, a member of nothing
         if (matched && !member) entered.push({ segmentId, recordId });
         if (!matched && member) exited.push({ segmentId, recordId });
       });

@@ -3,6 +3,7 @@ import type { SegmentsTable } from '../../db/schema.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
 import { accessibleBy, inWorkspaceOf } from '../entities/entities.repository.ts';
+import type { PageSet } from '../records/records.repository.ts';
 
 export type SegmentRow = Selectable<SegmentsTable>;
 export type NewSegmentRow = Omit<Insertable<SegmentsTable>, 'account_id'>;
@@ -100,13 +101,46 @@ export async function membersAmong(tenant: TenantDb, segmentIds: readonly string
   return new Set(rows.map((r) => `${r.segment_id} ${r.record_id}`));
 }
 
+/** One record's evaluation against the segments being maintained, and where it is a member now. */
+export interface MembershipState {
+  recordId: string;
+  /** flags[i]: whether the record matches segment i's rules; null when it is not live in the entity (a member of nothing). */
+  flags: boolean[] | null;
+  /** Which of the segments it is a member of now. */
+  memberOf: string[];
+}
+
+/**
+ * In one statement, for each record: whether it matches each segment's compiled rules
+ * (`conditions[i]` is segment i's) and which of the segments it is a member of now. Records that
+ * are trashed, gone or of another entity match nothing (their memberships are exits).
+ * Every table is scoped to the account here (executeRaw); relationship conditions take the
+ * account from the outer records row.
+ */
+export async function membershipState(tenant: TenantDb, entityId: string, segmentIds: readonly string[], conditions: readonly RawBuilder<SqlBool>[], recordIds: readonly string[]): Promise<MembershipState[]> {
+  if (segmentIds.length === 0 || recordIds.length === 0) return [];
+  const account = tenant.accountId;
+  const result = await tenant.executeRaw(sql<{ record_id: string; flags: boolean[] | null; member_of: string[] }>`
+    SELECT i.record_id,
+      CASE WHEN records.record_id IS NULL THEN NULL
+        ELSE ARRAY[${sql.join(conditions.map((c) => sql`coalesce((${c}), false)`))}]::boolean[] END AS flags,
+      ARRAY(SELECT sm.segment_id FROM segment_members sm
+        WHERE sm.account_id = ${account} AND sm.record_id = i.record_id AND sm.segment_id = ANY(${[...segmentIds]}::text[])) AS member_of
+    FROM unnest(${[...recordIds]}::text[]) AS i(record_id)
+    LEFT JOIN records ON records.account_id = ${account} AND records.record_id = i.record_id
+      AND records.entity_id = ${entityId} AND NOT records.is_deleted`);
+  return result.rows.map((r) => ({ recordId: r.record_id, flags: r.flags, memberOf: r.member_of }));
+}
+
 export interface MembershipChange {
   segmentId: string;
   recordId: string;
 }
 
 /**
- * Applies entries and exits in one statement: members inserted/deleted, one event each,
+ * Applies entries and exits in one statement: the changed segments' counters locked first, in
+ * segment order (two writers changing the same segments cannot deadlock), then members inserted
+ * (with their record's date_created, read from the record itself) and deleted, one event each,
  * member_count moved by the difference.
  */
 export async function applyMembershipChanges(tenant: TenantDb, entered: readonly MembershipChange[], exited: readonly MembershipChange[], now: Date): Promise<void> {
@@ -116,14 +150,22 @@ export async function applyMembershipChanges(tenant: TenantDb, entered: readonly
     exited: exited.map((c) => [c.segmentId, c.recordId]),
   });
   const account = tenant.accountId;
-  // Counters are locked in segment order first: two writes changing the same segments cannot deadlock.
   const changed = [...new Set([...entered, ...exited].map((c) => c.segmentId))].sort();
-  await tenant.selectFrom('segments').select('segment_id').where('segment_id', 'in', changed).orderBy('segment_id').forNoKeyUpdate().execute();
+  // `locked` (a CTE: evaluated once, by its first reader) is a one-time filter of every statement
+  // that writes: PostgreSQL evaluates such a filter before its plan produces the first row, so
+  // every counter is locked, in segment order, before any member, event or counter is written.
   await tenant.executeRaw(sql`
     WITH input AS (SELECT ${doc}::jsonb AS doc),
+    locked AS (
+      SELECT segment_id FROM segments WHERE account_id = ${account} AND segment_id = ANY(${changed}::text[])
+      ORDER BY segment_id FOR NO KEY UPDATE
+    ),
     ins AS (
-      INSERT INTO segment_members (account_id, segment_id, record_id, date_entered)
-      SELECT ${account}, e->>0, e->>1, ${now}::timestamptz FROM input, jsonb_array_elements(doc->'entered') AS e
+      INSERT INTO segment_members (account_id, segment_id, record_id, record_created, date_entered)
+      SELECT ${account}, e->>0, r.record_id, r.date_created, ${now}::timestamptz
+      FROM input, jsonb_array_elements(doc->'entered') AS e
+      JOIN records r ON r.account_id = ${account} AND r.record_id = e->>1
+      WHERE (SELECT count(*) FROM locked) >= 0
       ON CONFLICT DO NOTHING
       RETURNING segment_id, record_id
     ),
@@ -131,6 +173,7 @@ export async function applyMembershipChanges(tenant: TenantDb, entered: readonly
       DELETE FROM segment_members m
       USING input, jsonb_array_elements(input.doc->'exited') AS x
       WHERE m.account_id = ${account} AND m.segment_id = x->>0 AND m.record_id = x->>1
+        AND (SELECT count(*) FROM locked) >= 0
       RETURNING m.segment_id, m.record_id
     ),
     events AS (
@@ -145,17 +188,18 @@ export async function applyMembershipChanges(tenant: TenantDb, entered: readonly
       ) AS changes GROUP BY segment_id
     )
     UPDATE segments s SET member_count = s.member_count + deltas.d
-    FROM deltas WHERE s.account_id = ${account} AND s.segment_id = deltas.segment_id`);
+    FROM deltas WHERE s.account_id = ${account} AND s.segment_id = deltas.segment_id
+      AND (SELECT count(*) FROM locked) >= 0`);
 }
 
 /**
- * Rebuilds a segment's members from `matching` (a SELECT of record_id) in one statement: exits
+ * Rebuilds a segment's members from `matching` (a SELECT of record_id, record_created) in one statement: exits
  * for members that no longer match, entries for new matches, the exact count, lastEvaluatedAt.
  * `matching` undefined empties the segment (it stopped being maintained); lastEvaluatedAt is then cleared.
  */
 export async function rebuildMembers(tenant: TenantDb, segmentId: string, matching: Expression<unknown> | undefined, now: Date, options: { events: boolean }): Promise<void> {
   const account = tenant.accountId;
-  const source = matching ?? sql`SELECT NULL::text AS record_id WHERE false`;
+  const source = matching ?? sql`SELECT NULL::text AS record_id, NULL::timestamptz AS record_created WHERE false`;
   // The difference comes from a FULL JOIN of what matches and what is stored: PostgreSQL runs a
   // FULL JOIN only as a hash or merge join, never as the nested loop its (JSONB-blind) row
   // estimates would otherwise pick for an anti-join, which made rebuilds quadratic.
@@ -165,7 +209,7 @@ export async function rebuildMembers(tenant: TenantDb, segmentId: string, matchi
       SELECT record_id FROM segment_members WHERE account_id = ${account} AND segment_id = ${segmentId}
     ),
     diff AS MATERIALIZED (
-      SELECT coalesce(matching.record_id, stored.record_id) AS record_id,
+      SELECT coalesce(matching.record_id, stored.record_id) AS record_id, matching.record_created,
              matching.record_id IS NOT NULL AS matched, stored.record_id IS NOT NULL AS member
       FROM matching FULL JOIN stored ON stored.record_id = matching.record_id
     ),
@@ -176,8 +220,8 @@ export async function rebuildMembers(tenant: TenantDb, segmentId: string, matchi
       RETURNING m.record_id
     ),
     ins AS (
-      INSERT INTO segment_members (account_id, segment_id, record_id, date_entered)
-      SELECT ${account}, ${segmentId}, record_id, ${now}::timestamptz FROM diff WHERE diff.matched AND NOT diff.member
+      INSERT INTO segment_members (account_id, segment_id, record_id, record_created, date_entered)
+      SELECT ${account}, ${segmentId}, record_id, record_created, ${now}::timestamptz FROM diff WHERE diff.matched AND NOT diff.member
       ON CONFLICT DO NOTHING
       RETURNING record_id
     ),
@@ -190,6 +234,23 @@ export async function rebuildMembers(tenant: TenantDb, segmentId: string, matchi
     UPDATE segments SET member_count = (SELECT count(*) FROM diff WHERE diff.matched),
       last_evaluated_at = ${matching === undefined ? null : now}::timestamptz
     WHERE account_id = ${account} AND segment_id = ${segmentId}`);
+}
+
+/**
+ * Up to this many members, a page in a sort other than dateCreated may read every member and
+ * sort them (when the records' sort index finds no page quickly): a few thousand primary-key
+ * lookups, where walking the sort index of 1 M records could reach the segment's records last.
+ */
+export const SORTED_MEMBERS_MAX = 5_000;
+
+/** The members of a CACHED segment as a set to page through (records.repository.ts PageSet). */
+export function memberSet(tenant: TenantDb, segment: Pick<SegmentRow, 'segment_id' | 'member_count'>): PageSet {
+  return {
+    rows: sql`(SELECT sm.record_id, sm.record_created FROM segment_members sm
+      WHERE sm.account_id = ${tenant.accountId} AND sm.segment_id = ${segment.segment_id})`,
+    filter: memberFilter(tenant, segment.segment_id),
+    small: segment.member_count <= SORTED_MEMBERS_MAX,
+  };
 }
 
 /** A records filter: the record is a member of the CACHED segment (embedded in records' own query). */

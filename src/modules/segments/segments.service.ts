@@ -10,6 +10,7 @@ import type { EntitiesService } from '../entities/entities.service.ts';
 import type { MembersService } from '../members/members.service.ts';
 import type { QuotaService } from '../plans/quota.service.ts';
 import type { ConditionEvaluation, ExplainedNode, Resolved } from '../records/records.evaluation.ts';
+import type { PageSet } from '../records/records.repository.ts';
 import type { RecordPage, RecordsService } from '../records/records.service.ts';
 import type { CrmRecord } from '../records/records.schemas.ts';
 import { createSegmentMaintenance, type SegmentMaintenance } from './segments.maintenance.ts';
@@ -147,15 +148,22 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
   const isMaintained = (row: repo.SegmentRow) => row.mode === 'CACHED' && row.is_active;
 
   /**
-   * The records filter of a segment. Rules that no longer fit (a property or relationship type
-   * gone) match nothing, CACHED or not: members stored before a relationship type was purged
+   * What a read selects: the stored members of an active CACHED segment (a set to page through,
+   * or its filter), else the rules compiled. Rules that no longer fit (a property or relationship
+   * type gone) match nothing, CACHED or not: members stored before a relationship type was purged
    * with its entity are not served.
    */
-  async function filterOf(tenant: TenantDb, row: repo.SegmentRow): Promise<RawBuilder<SqlBool>> {
-    if (servesStoredMembers(row)) return repo.memberFilter(tenant, row.segment_id);
+  async function selectionOf(tenant: TenantDb, row: repo.SegmentRow): Promise<{ set: PageSet } | { where: RawBuilder<SqlBool> }> {
+    if (servesStoredMembers(row)) return { set: repo.memberSet(tenant, row) };
     const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions);
-    if (!where) return sql<SqlBool>`false`;
-    return isMaintained(row) ? repo.memberFilter(tenant, row.segment_id) : where;
+    if (!where) return { where: sql<SqlBool>`false` };
+    return isMaintained(row) ? { set: repo.memberSet(tenant, row) } : { where };
+  }
+
+  /** The records filter of a segment (GET /records?segmentId=, selectors). */
+  async function filterOf(tenant: TenantDb, row: repo.SegmentRow): Promise<RawBuilder<SqlBool>> {
+    const selection = await selectionOf(tenant, row);
+    return 'set' in selection ? selection.set.filter : selection.where;
   }
 
   /**
@@ -274,7 +282,10 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
 
     async records(tenant, caller, segmentId, query) {
       const row = await load(tenant, caller, segmentId);
-      return records.list(tenant, caller, { ...query, entityId: row.entity_id }, await filterOf(tenant, row));
+      const list = { ...query, entityId: row.entity_id };
+      // Stored members are paged from segment_members itself (the default sort is a range of its index).
+      const selection = await selectionOf(tenant, row);
+      return 'set' in selection ? records.list(tenant, caller, list, undefined, selection.set) : records.list(tenant, caller, list, selection.where);
     },
 
     async count(tenant, caller, segmentId) {

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import type { DB } from '../../db/schema.ts';
-import { tenantDb, type TenantDb } from '../../db/tenant.ts';
+import { systemDb, tenantDb, type TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { createQuotaService, type QuotaService } from '../plans/quota.service.ts';
 import { purgeLinksOfRecords, purgeTypesOfEntity } from '../relationships/relationships.purge.ts';
@@ -78,7 +78,7 @@ export async function purgeExpiredTrash(db: Kysely<DB>, now: Date | number, opti
 
   let after = '';
   for (;;) {
-    const accounts = await accountsWithExpiredTrash(db, cutoffs, after);
+    const accounts = await accountsWithExpiredTrash(systemDb(db), cutoffs, after);
     for (const accountId of accounts) {
       if (options.signal?.aborted) return report;
       try {
