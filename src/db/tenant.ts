@@ -20,8 +20,9 @@ export interface TenantDb {
   transaction<R>(work: (tx: TenantDb) => Promise<R>): Promise<R>;
   /**
    * A raw statement, for the few that builders cannot express (data-modifying WITH chains).
-   * Not scoped: the statement itself must filter every table it touches by `accountId`
-   * (pass it as a parameter). Uses of this method are what a reviewer reads twice.
+   * Not filtered: the statement itself must filter every table it touches by `accountId`
+   * (pass it as a parameter). Uses of this method are what a reviewer reads twice. Under
+   * row-level security it still runs as this account (docs/reliability.md), a second line only.
    */
   executeRaw<R>(statement: RawBuilder<R>): Promise<QueryResult<R>>;
 }
