@@ -198,8 +198,12 @@ describe('members (OWNER-only administration)', () => {
         call(account, 'PATCH', `/members/${other.memberId}`, { role: 'MEMBER' }),
         call(other, 'DELETE', `/members/${account.memberId}`),
       ]);
+      // The loser is refused by the last-OWNER rule (409) when both run together, or, when the
+      // winner committed before the loser was even authenticated, for what the winner did to it:
+      // demoted (403) or removed with its keys (401).
       const statuses = [a.statusCode, b.statusCode].sort();
-      assert.deepEqual(statuses, [200, 409], `${a.body} / ${b.body}`);
+      assert.equal(statuses.filter((s) => s === 200).length, 1, `${a.body} / ${b.body}`);
+      assert.ok([401, 403, 409].includes(statuses.find((s) => s !== 200)!), `${a.body} / ${b.body}`);
       const owners = (await t.services.members.list(account.tenant)).filter((m) => m.role === 'OWNER');
       assert.equal(owners.length, 1);
     }
