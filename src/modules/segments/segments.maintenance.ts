@@ -41,9 +41,9 @@ export interface SegmentMaintenance {
 
 export interface SegmentMaintenanceInternals extends SegmentMaintenance {
   /** Recomputes a segment's members (locked here, FOR UPDATE). */
-  rebuild(tx: TenantDb, segment: repo.SegmentRow, options: { events: boolean }): Promise<void>;
+  rebuild(tx: TenantDb, segment: repo.MaintainedSegment, options: { events: boolean }): Promise<void>;
   /** Drops a segment's members (it stopped being an active CACHED segment); no events. */
-  clear(tx: TenantDb, segment: repo.SegmentRow): Promise<void>;
+  clear(tx: TenantDb, segment: repo.MaintainedSegment): Promise<void>;
 }
 
 export interface SegmentMaintenanceDeps {
@@ -92,7 +92,7 @@ export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentM
    */
   const compiledRules = new Map<string, RawBuilder<SqlBool>>();
 
-  async function compileRules(tx: TenantDb, entityId: string, segments: readonly repo.SegmentRow[], fields?: readonly RecordField[]): Promise<RawBuilder<SqlBool>[]> {
+  async function compileRules(tx: TenantDb, entityId: string, segments: readonly repo.MaintainedSegment[], fields?: readonly RecordField[]): Promise<RawBuilder<SqlBool>[]> {
     const digest = fields === undefined ? undefined : fieldsDigest(fields);
     const keys = segments.map((s) => (digest !== undefined && s.depends_on_types.length === 0 && !mentionsRelativeDates(s.conditions)
       ? `${tx.accountId} ${s.segment_id} ${s.version} ${digest}` : undefined));
@@ -111,7 +111,7 @@ export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentM
     return out as RawBuilder<SqlBool>[];
   }
 
-  async function rebuild(tx: TenantDb, segment: repo.SegmentRow, options: { events: boolean }) {
+  async function rebuild(tx: TenantDb, segment: repo.MaintainedSegment, options: { events: boolean }) {
     await repo.lockForRebuild(tx, segment.segment_id);
     const matching = await evaluation.matchingIds(tx, segment.entity_id, segment.conditions);
     await repo.rebuildMembers(tx, segment.segment_id, matching, new Date(clock()), options);
@@ -122,7 +122,7 @@ export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentM
    * the difference: one statement evaluates every segment's rules and reads the current
    * memberships; only when something moved, one more applies entries, exits, events and counts.
    */
-  async function reevaluate(tx: TenantDb, entityId: string, segments: readonly repo.SegmentRow[], recordIds: readonly string[], fields?: readonly RecordField[]) {
+  async function reevaluate(tx: TenantDb, entityId: string, segments: readonly repo.MaintainedSegment[], recordIds: readonly string[], fields?: readonly RecordField[]) {
     if (segments.length === 0 || recordIds.length === 0) return;
     const ids = unique(recordIds);
     const segmentIds = segments.map((s) => s.segment_id);
@@ -146,7 +146,7 @@ export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentM
    * by the caller). These are records the transaction does not write, so their entity's
    * properties are read without its record-values lock (see fieldsWithoutLock).
    */
-  async function reevaluateSets(tx: TenantDb, segments: readonly repo.SegmentRow[], sets: readonly RecordSet[]) {
+  async function reevaluateSets(tx: TenantDb, segments: readonly repo.MaintainedSegment[], sets: readonly RecordSet[]) {
     for (const set of sets) {
       const mine = segments.filter((s) => s.entity_id === set.entityId);
       if (mine.length === 0 || set.recordIds.length === 0) continue;
@@ -155,7 +155,7 @@ export function createSegmentMaintenance(deps: SegmentMaintenanceDeps): SegmentM
   }
 
   /** Of the segments with relationship conditions, those naming a type with `entityId` on a side; and those types. */
-  async function dependentsOf(tx: TenantDb, entityId: string, candidates: readonly repo.SegmentRow[]) {
+  async function dependentsOf(tx: TenantDb, entityId: string, candidates: readonly repo.MaintainedSegment[]) {
     const withDependencies = candidates.filter((s) => s.depends_on_types.length > 0);
     if (withDependencies.length === 0) return { segments: [], typeIds: [] };
     const touching = new Set(await deps.links().typesOfEntity(tx, entityId));

@@ -53,6 +53,9 @@ export async function deleteSegment(tenant: TenantDb, segmentId: string): Promis
 
 /* ---------- CACHED membership ---------- */
 
+/** What maintenance needs of a segment (rules, and what they depend on). */
+export type MaintainedSegment = Pick<SegmentRow, 'segment_id' | 'entity_id' | 'conditions' | 'version' | 'depends_on_types'>;
+
 export interface MaintainedFilter {
   /** Segments of this entity. */
   ownOf?: string;
@@ -68,8 +71,9 @@ export interface MaintainedFilter {
  * FOR UPDATE) waits for them and they for it, so a rebuild never works from a snapshot a writer
  * has changed. One statement per caller, always in segment order: no lock-order deadlocks.
  */
-export function maintainedSegments(tenant: TenantDb, filter: MaintainedFilter, lock: 'share' | 'exclusive'): Promise<SegmentRow[]> {
-  const query = tenant.selectFrom('segments').selectAll()
+export function maintainedSegments(tenant: TenantDb, filter: MaintainedFilter, lock: 'share' | 'exclusive'): Promise<MaintainedSegment[]> {
+  // Only what maintenance reads: a record write runs this for every CACHED segment of the entity.
+  const query = tenant.selectFrom('segments').select(['segment_id', 'entity_id', 'conditions', 'version', 'depends_on_types'])
     .where('mode', '=', 'CACHED').where('is_active', '=', true)
     .where((eb) => eb.or([
       ...(filter.ownOf !== undefined ? [eb('entity_id', '=', filter.ownOf)] : []),
