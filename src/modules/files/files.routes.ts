@@ -25,6 +25,9 @@ function contentDisposition(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
+// responses() adds 401 to every route; a signed download never answers it (no API key is read).
+const { 401: _unsigned, ...publicResponses } = responses({ 200: Type.Unknown({ description: 'The file\'s bytes' }) }, [400, 403, 404, 410]);
+
 /**
  * Signed downloads (export files). Registered outside the authenticated scope: the signature in
  * the query is the credential (FilesService.verifyDownload), so a browser or curl can fetch it.
@@ -39,7 +42,7 @@ export async function filesRoutes(app: TypedApp, { files, db }: FilesRoutesOptio
         + 'A tampered link is 403; an expired one is 410.',
       params: Type.Object({ fileId: Type.String({ maxLength: 64 }) }),
       querystring: DownloadQuery,
-      response: responses({ 200: Type.Unknown({ description: 'The file\'s bytes' }) }, [400, 403, 404, 410]),
+      response: publicResponses,
     },
   }, async (request, reply) => {
     const accountId = files.verifyDownload(request.params.fileId, request.query);

@@ -7,6 +7,7 @@ import type { Clock } from '../../lib/clock.ts';
 import { isId, newId } from '../../lib/ids.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import * as repo from './files.repository.ts';
+import { deleteInBatches } from '../../lib/batches.ts';
 
 /**
  * Stored files (exports, uploaded imports). The bytes live in PostgreSQL in ~1 MiB chunks
@@ -143,13 +144,6 @@ export function createFilesService(deps: { db: Kysely<DB>; secretBox: SecretBox;
       return query.account;
     },
 
-    async sweepExpired() {
-      let total = 0;
-      for (;;) {
-        const deleted = await repo.deleteExpired(systemDb(deps.db), new Date(deps.clock()), SWEEP_BATCH);
-        total += deleted;
-        if (deleted < SWEEP_BATCH) return total;
-      }
-    },
+    sweepExpired: () => deleteInBatches(SWEEP_BATCH, (size) => repo.deleteExpired(systemDb(deps.db), new Date(deps.clock()), size)),
   };
 }

@@ -4,6 +4,7 @@ import type { DB } from '../../db/schema.ts';
 import { systemDb, type TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import * as repo from './idempotency.repository.ts';
+import { deleteInBatches } from '../../lib/batches.ts';
 
 /** How long a key is remembered after the request that claimed it (API contract: 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -83,13 +84,6 @@ export function createIdempotencyService(deps: { db: Kysely<DB>; clock: Clock; p
     complete: repo.complete,
     release: repo.release,
 
-    async sweepExpired() {
-      let total = 0;
-      for (;;) {
-        const deleted = await repo.sweepExpired(systemDb(deps.db), new Date(deps.clock()), SWEEP_BATCH);
-        total += deleted;
-        if (deleted < SWEEP_BATCH) return total;
-      }
-    },
+    sweepExpired: () => deleteInBatches(SWEEP_BATCH, (size) => repo.sweepExpired(systemDb(deps.db), new Date(deps.clock()), size)),
   };
 }

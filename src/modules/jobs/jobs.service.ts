@@ -5,6 +5,7 @@ import { systemDb, tenantDb, type TenantDb } from '../../db/tenant.ts';
 import { AppError } from '../../errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import * as repo from './jobs.repository.ts';
+import { deleteInBatches } from '../../lib/batches.ts';
 
 /**
  * Durable background jobs (exports, imports): a row in `jobs`, run by a worker in any server
@@ -246,13 +247,6 @@ export function createJobsService(deps: { db: Kysely<DB>; clock: Clock; leaseMs?
       };
     },
 
-    async sweepExpired() {
-      let total = 0;
-      for (;;) {
-        const deleted = await repo.deleteExpired(systemDb(deps.db), now(), SWEEP_BATCH);
-        total += deleted;
-        if (deleted < SWEEP_BATCH) return total;
-      }
-    },
+    sweepExpired: () => deleteInBatches(SWEEP_BATCH, (size) => repo.deleteExpired(systemDb(deps.db), now(), size)),
   };
 }
