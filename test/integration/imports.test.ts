@@ -429,6 +429,49 @@ describe('record import (issue 7)', () => {
       assert.equal(await t.services.files.info(account.tenant, writer.fileId), undefined);
       assert.deepEqual(await t.services.imports.runJob(ctx(saved.at(-1))), result);
     });
+
+    test('batches written side by side settle in file order; a failed batch takes the ones after it with it', async () => {
+      const entity = await newEntity();
+      const n = BATCH * 3 + 1;
+      const text = `name\n${Array.from({ length: n }, (_, i) => `ord ${i}`).join('\n')}\n`;
+      const params = async () => {
+        const writer = await t.services.files.create(account.tenant, { name: 'order.csv', contentType: 'text/csv', expiresAt: new Date(Date.now() + 3600_000) });
+        await writer.write(text);
+        await writer.finish();
+        return { entityId: entity, fileId: writer.fileId, format: 'csv', hasHeader: true, memberId: account.memberId, apiKey: account.apiKey, workspaceId: null };
+      };
+      const job = async (): Promise<JobView> => ({
+        jobId: '00000000-0000-4000-8000-000000000002', kind: 'records.import', status: 'processing', progress: 0, total: n, params: await params(), checkpoint: null,
+        result: null, error: null, createdBy: account.memberId, attempts: 1, dateCreated: new Date(), dateUpdated: new Date(), dateFinished: null,
+      });
+      // The first batch's checkpoint save is slow: the second batch (inserting meanwhile) must wait for its commit.
+      const events: string[] = [];
+      let calls = 0;
+      const ctx = (view: JobView, failFirst: boolean): JobContext => ({
+        tenant: account.tenant,
+        job: view,
+        signal: new AbortController().signal,
+        async progress(update: { processed: number; checkpoint?: unknown }) {
+          const call = ++calls;
+          events.push(`start ${update.processed}`);
+          if (call === 1) {
+            await new Promise((r) => setTimeout(r, 300));
+            if (failFirst) throw new Error('first batch failed');
+          }
+          events.push(`end ${update.processed}`);
+        },
+      });
+      await assert.rejects(t.services.imports.runJob(ctx(await job(), true)), /first batch failed/);
+      assert.equal((await recordsOf(entity)).size, 0, 'the batch written beside the failed one rolled back too');
+
+      calls = 0;
+      events.length = 0;
+      const result = await t.services.imports.runJob(ctx(await job(), false));
+      assert.equal(result.created, n);
+      assert.deepEqual(events.slice(0, 8), ['start 4', 'end 4', 'start 8', 'end 8', 'start 12', 'end 12', 'start 13', 'end 13']);
+      const names = [...(await recordsOf(entity)).keys()].sort((a, b) => Number(a.split(' ')[1]) - Number(b.split(' ')[1]));
+      assert.deepEqual(names, Array.from({ length: n }, (_, i) => `ord ${i}`), 'every row exactly once');
+    });
   });
 
   describe('Solapi Excel endpoints', () => {

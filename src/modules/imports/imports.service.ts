@@ -170,6 +170,11 @@ const PREVIEW_ROWS = 20;
 const LOOKUP_CHUNK = 5_000;
 /** How long an uploaded file waits for its job; the job deletes it when it completes. */
 const UPLOAD_RETENTION_MS = 7 * 24 * 3600_000;
+/**
+ * Batches of plain creates a job writes side by side, each in its own transaction (PostgreSQL: its
+ * own connection; PGlite's single connection takes them in turn). Measured in docs/imports.md.
+ */
+const PARALLEL_BATCHES = 2;
 const UPSERT_TYPES = new Set(['TEXT', 'EMAIL', 'PHONE', 'URL']);
 
 interface JobParams {
@@ -408,7 +413,8 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
     return found;
   }
 
-  function realWriter(tx: TenantDb, caller: Caller, plan: Plan): Writer {
+  /** `beforeSlots`: see BulkCreateOptions (a job's batches settle in file order). */
+  function realWriter(tx: TenantDb, caller: Caller, plan: Plan, beforeSlots?: () => Promise<void>): Writer {
     return {
       lookup: (keys) => lookup(tx, caller, plan, keys),
       async create(rows) {
@@ -417,7 +423,7 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
           ...(r.name !== undefined ? { name: r.name } : {}),
           data: r.data,
           ...(r.tags !== undefined ? { tags: r.tags } : {}),
-        })));
+        })), { beforeSlots });
         const failedIndex = new Set(result.failed.map((f) => f.index!));
         const ids = new Map<number, string>();
         const created = result.recordIds ?? [];
@@ -525,10 +531,10 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
   }
 
   /** Converts and writes one batch in `tx`; conversion failures and write failures together, in row order. */
-  async function writeBatch(tx: TenantDb, caller: Caller, plan: Plan, rows: readonly TableRow[]): Promise<{ created: number; updated: number; failed: RowFailure[] }> {
+  async function writeBatch(tx: TenantDb, caller: Caller, plan: Plan, rows: readonly TableRow[], beforeSlots?: () => Promise<void>): Promise<{ created: number; updated: number; failed: RowFailure[] }> {
     const converted = rows.map((row) => convertRow(row, plan.columns, plan.upsertBy));
     const invalid = converted.filter(isFailure);
-    const batch = await applyRows(realWriter(tx, caller, plan), converted.filter((r): r is ConvertedRow => !isFailure(r)), plan.upsertBy !== undefined);
+    const batch = await applyRows(realWriter(tx, caller, plan, beforeSlots), converted.filter((r): r is ConvertedRow => !isFailure(r)), plan.upsertBy !== undefined);
     return { created: batch.created, updated: batch.updated, failed: [...invalid, ...batch.failed].sort((a, b) => a.row - b.row) };
   }
 
@@ -570,10 +576,21 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
     const total = ctx.job.total ?? 0;
     let state: Checkpoint = saved ?? { rowsDone: 0, created: 0, updated: 0, failedCount: 0, failed: [] };
 
-    const flush = async (batch: TableRow[]) => {
+    /**
+     * Writes one batch in its own transaction, which settles (takes records.max slots, saves the
+     * checkpoint, commits) only after `previous` — the batch before it — committed; if that one
+     * failed, this one rolls back. So batches may insert side by side while the checkpoint stays
+     * a prefix of the file.
+     */
+    const flush = async (batch: TableRow[], previous: Promise<void>) => {
+      const settleAfterPrevious = async () => {
+        await previous;
+        if (ctx.signal.aborted) throw new Interrupted();
+      };
       if (ctx.signal.aborted) throw new Interrupted();
       await ctx.tenant.transaction(async (tx) => {
-        const written = await writeBatch(tx, caller, plan, batch);
+        const written = await writeBatch(tx, caller, plan, batch, settleAfterPrevious);
+        await settleAfterPrevious(); // a batch with nothing to create never reached beforeSlots
         const next: Checkpoint = {
           rowsDone: state.rowsDone + batch.length,
           created: state.created + written.created,
@@ -601,18 +618,28 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
       }
       return batch;
     };
+    // Upserts go one batch at a time: a batch must see the records the one before it created.
+    const depth = plan.upsertBy ? 1 : PARALLEL_BATCHES;
+    const writing: Promise<void>[] = [];
     try {
-      // The next batch is read (parsed) while the current one is written: the file's parsing
+      // The next batch is read (parsed) while the current ones are written: the file's parsing
       // hides behind the database's work instead of adding to it.
       let reading = nextBatch();
+      let previous: Promise<void> = Promise.resolve();
       for (;;) {
         const batch = await reading;
         if (!batch.length) break;
         reading = nextBatch();
-        reading.catch(() => {}); // if the write fails first, this read is abandoned
-        await flush(batch);
+        reading.catch(() => {}); // if a write fails first, this read is abandoned
+        previous = flush(batch, previous);
+        previous.catch(() => {}); // awaited below, in order
+        writing.push(previous);
+        if (writing.length >= depth) await writing.shift();
       }
+      while (writing.length) await writing.shift();
     } finally {
+      // A failed batch fails the ones after it; none is left running when the job ends.
+      await Promise.allSettled(writing);
       void iterator.return?.(undefined)?.catch(() => {});
     }
     const finalTotal = Math.max(total, state.rowsDone);

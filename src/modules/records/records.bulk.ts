@@ -29,12 +29,23 @@ import type { BulkDeleteBody, BulkFailure, BulkRestoreBody, BulkResult, BulkUpda
  * BULK_MAX items) are still a 400 for the whole request, before anything is decided.
  *
  * Plan limit `records.max`: bulk create takes as many slots as remain (reserveUpTo) for the items
- * that passed phase 1, in request order; the rest fail with PlanQuotaExceeded. Soft delete keeps
+ * that passed phase 1, in request order; the rest fail with PlanQuotaExceeded. The slots are taken
+ * after the insert (so the counter row is locked only briefly before commit), and rows past the
+ * limit are deleted again in the same transaction: nobody ever sees them. Soft delete keeps
  * slots (a trashed record counts until it is purged, as with DELETE /records/{id}), so restore
  * needs none; permanent delete frees them in the same transaction.
  */
+export interface BulkCreateOptions {
+  /**
+   * Awaited after the rows are inserted and before `records.max` slots are taken (the first lock
+   * shared with other writers of the account). Imports write batches side by side and use it to
+   * let each batch settle only after the one before it committed.
+   */
+  beforeSlots?: () => Promise<void>;
+}
+
 export interface BulkOperations {
-  bulkCreate(tenant: TenantDb, caller: Caller, items: CreateRecordBody[]): Promise<BulkResult>;
+  bulkCreate(tenant: TenantDb, caller: Caller, items: CreateRecordBody[], options?: BulkCreateOptions): Promise<BulkResult>;
   bulkUpdate(tenant: TenantDb, caller: Caller, items: BulkUpdateItem[]): Promise<BulkResult>;
   bulkDelete(tenant: TenantDb, caller: Caller, body: BulkDeleteBody): Promise<BulkResult>;
   bulkRestore(tenant: TenantDb, caller: Caller, body: BulkRestoreBody): Promise<BulkResult>;
@@ -140,7 +151,7 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
   const { members, quota, clock, hooks } = deps;
 
   return {
-    async bulkCreate(tenant, caller, items) {
+    async bulkCreate(tenant, caller, items, options) {
       return tenant.transaction(async (tx) => {
         const now = new Date(clock());
         const viewOf = memo((entityId) => helpers.view(tx, caller, entityId));
@@ -170,11 +181,16 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
           }
         }
 
-        // Slots go to the valid items in request order; the ones past the limit are not created.
+        // The rows go in before slots are taken: the account's counter row is then locked only
+        // from here to commit, so bulk creates running side by side insert in parallel.
+        await repo.insertRecordBatch(tx, valid.map((c) => c.row), caller.memberId, now);
+        await options?.beforeSlots?.();
+        // Slots go to the valid items in request order; the ones past the limit are taken out again.
         const { granted, refusal } = await reserveUpTo(quota, tx, 'records.max', valid.length);
         const created = valid.slice(0, granted);
-        for (const { index } of valid.slice(granted)) failed.push({ index, ...failureOf(refusal) });
-        await repo.insertRecordBatch(tx, created.map((c) => c.row), caller.memberId, now);
+        const refused = valid.slice(granted);
+        for (const { index } of refused) failed.push({ index, ...failureOf(refusal) });
+        await repo.deleteRecords(tx, refused.map((c) => c.row.record_id));
         await notifyChanged(hooks, tx, created.map((c) => ({ entityId: c.row.entity_id, recordId: c.row.record_id })));
 
         failed.sort((a, b) => a.index! - b.index!);
