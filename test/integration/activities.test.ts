@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { purgeExpiredTrash } from '../../src/modules/trash/trash.purge.ts';
 import { apiOf, startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
+import { systemDb } from '../../src/db/tenant.ts';
 import { expectError, uniq } from '../helpers/assertions.ts';
 import type { Credentials } from '../helpers/sign.ts';
 
@@ -293,7 +294,7 @@ describe('activities (API.md §9)', () => {
     await ok('POST', `/entities/${e}/restore`);
     assert.deepEqual(await ok('GET', `/activities/${cal.activityId}`), cal);
 
-    const rows = (id: string) => t.database.db.selectFrom('activities').select('activity_id').where('account_id', '=', account.accountId).where('activity_id', '=', id).execute();
+    const rows = (id: string) => systemDb(t.database.db).selectFrom('activities').select('activity_id').where('account_id', '=', account.accountId).where('activity_id', '=', id).execute();
     await ok('DELETE', `/records/${r}`);
     const report = await purgeExpiredTrash(t.database.db, Date.now() + 15 * 86_400_000);
     assert.deepEqual(report.failures, []);
@@ -310,7 +311,7 @@ describe('activities (API.md §9)', () => {
     const a = await activity({ recordId: r });
     await ok('POST', '/records/bulk/delete', { recordIds: [r], permanent: true });
     expectError(await call('GET', `/activities/${a.activityId}`), 404, 'NotFound');
-    const left = await t.database.db.selectFrom('activities').select('activity_id').where('account_id', '=', account.accountId).where('activity_id', '=', a.activityId).execute();
+    const left = await systemDb(t.database.db).selectFrom('activities').select('activity_id').where('account_id', '=', account.accountId).where('activity_id', '=', a.activityId).execute();
     assert.equal(left.length, 0);
   });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { purgeExpiredTrash } from '../../src/modules/trash/trash.purge.ts';
 import { apiOf, startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
+import { systemDb } from '../../src/db/tenant.ts';
 import { expectError, uniq } from '../helpers/assertions.ts';
 import type { Credentials } from '../helpers/sign.ts';
 
@@ -20,7 +21,7 @@ describe('events (API.md §9)', () => {
   const entity = async (extra: Record<string, unknown> = {}) => (await ok('POST', '/entities', { name: 'E', slug: uniq('e'), ...extra })).entityId as string;
   const record = async (entity: string = entityId) => (await ok('POST', '/records', { entityId: entity, name: uniq('r') })).recordId as string;
   const event = (body: Record<string, unknown>, creds: Credentials = account) => ok('POST', '/events', { entityId, recordId, eventType: 'purchase', ...body }, creds);
-  const rowsOf = (record: string) => t.database.db.selectFrom('events').select('event_id').where('account_id', '=', account.accountId).where('record_id', '=', record).execute();
+  const rowsOf = (record: string) => systemDb(t.database.db).selectFrom('events').select('event_id').where('account_id', '=', account.accountId).where('record_id', '=', record).execute();
 
   before(async () => {
     t = await startTestApp();

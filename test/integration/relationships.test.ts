@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { purgeExpiredTrash } from '../../src/modules/trash/trash.purge.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
+import { systemDb } from '../../src/db/tenant.ts';
 import { expectError, uniq } from '../helpers/assertions.ts';
 import type { Credentials } from '../helpers/sign.ts';
 
@@ -387,7 +388,7 @@ describe('relationship types and relationships (API.md §8)', () => {
       assert.deepEqual(report.failures, []);
       assert.equal(await used('relationships.max'), start - 3);
       assert.deepEqual((await ok('GET', `/relationships/type/${type}`)).map((l: any) => [l.sourceRecordId, l.targetRecordId]), [[s2, t2]]);
-      const left = await t.database.db.selectFrom('relationships').select('relationship_id').where('account_id', '=', account.accountId).where('relationship_type_id', '=', type).execute();
+      const left = await systemDb(t.database.db).selectFrom('relationships').select('relationship_id').where('account_id', '=', account.accountId).where('relationship_type_id', '=', type).execute();
       assert.equal(left.length, 1, 'the purged records\' links are deleted, not just hidden');
     });
 
