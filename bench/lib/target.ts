@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.ts';
 import { openDatabase, pgliteDirectory } from '../../src/db/database.ts';
+import { systemDb } from '../../src/db/tenant.ts';
 import { openRuntime } from '../../src/runtime.ts';
 import type { Credentials } from '../../test/helpers/sign.ts';
 
@@ -107,7 +108,8 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
           ? { databaseUrl: env.DATABASE_URL, poolMax: 1 }
           : { pgliteDir: pgliteDirectory(dataDir), pgliteWorker: false });
       }
-      const result = await sql.raw(text).execute(inspector.db);
+      // systemDb: the inspector reads every account's rows even where row-level security binds its role.
+      const result = await sql.raw(text).execute(systemDb(inspector.db));
       return result.rows as Record<string, unknown>[];
     },
     async stop() {
