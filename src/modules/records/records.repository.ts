@@ -111,6 +111,87 @@ const PROBE_FACTORS = [8, 64] as const;
 const PROBE_MAX = 20_000;
 
 /**
+ * Settings of the transaction a probe runs in. Sorting priced out: the candidates can then only
+ * come from the index that delivers the sort order. Without statistics (a table never analyzed:
+ * PGlite always, PostgreSQL before autovacuum's first ANALYZE, or never when it is off) the
+ * planner estimates an entity at 1 row, reads all of it through any small index and sorts it
+ * (60 ms at 13 k records, growing with the entity), or worse (below, `probeStatement`).
+ * JIT off: should a sort remain after all, its 1e10 "disabled" cost would make PostgreSQL
+ * compile a query that reads a few thousand rows (350 ms measured).
+ */
+export const PROBE_SETTINGS = sql`SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`;
+
+export interface Probe {
+  where: RawBuilder<SqlBool>;
+  /** Rows after the cursor in this phase (afterValued / afterNull). */
+  after: RawBuilder<SqlBool>;
+  /** The phase's order (orderValued / orderNull). */
+  order: RawBuilder<unknown>;
+  /** The sort key of the valued phase; undefined in the NULL phase (record_id alone). */
+  key: RawBuilder<unknown> | undefined;
+  direction: 'asc' | 'desc';
+  size: number;
+  want: number;
+}
+
+/**
+ * One probe as one statement: the next `size` rows in sort order (no filter: a range of the sort
+ * index, ordered, LIMIT), `where` evaluated on those alone, the first `want` matches in order,
+ * each row carrying how many candidates there were (`probe_candidates`).
+ *
+ * Every level keeps the index's order as an output column (`probe_key`, record_id) and orders by
+ * it, so the planner can see that no level needs a sort. The earlier shape joined the candidates
+ * back to `records` by record_id; without statistics the planner made `records` the outer side,
+ * walked the whole entity by date and re-sorted the candidates for every row it kept
+ * (`Rows Removed by Join Filter: 278190`, 90–200 ms a probe at 13–25 k records, the soak's
+ * advanced search); with statistics, a scan of the whole entity and a hash join (12 ms).
+ */
+export function probeStatement(tenant: TenantDb, q: PageQuery, probe: Probe): RawBuilder<PageRow & ProbeColumns> {
+  const dir = sql.raw(probe.direction === 'asc' ? 'ASC' : 'DESC');
+  const by = (alias: string) => probe.key === undefined
+    ? sql`${sql.ref(`${alias}.record_id`)} ${dir}`
+    : sql`${sql.ref(`${alias}.probe_key`)} ${dir}, ${sql.ref(`${alias}.record_id`)} ${dir}`;
+  const candidates = tenant.selectFrom('records').selectAll()
+    .select([
+      sql`${cursorKey(q.sort)}`.as('sort_key'),
+      sql`${probe.key ?? sql`NULL`}`.as('probe_key'),
+      sql<boolean>`(${probe.where})`.as('probe_hit'),
+    ])
+    .where('entity_id', '=', q.entityId)
+    .where('is_deleted', '=', q.trashed ?? false)
+    .where(probe.after)
+    .orderBy(probe.order)
+    .limit(probe.size);
+  return sql<PageRow & ProbeColumns>`SELECT probed.* FROM (
+      SELECT candidate.*, count(*) OVER () AS probe_candidates FROM (${candidates}) AS candidate ORDER BY ${by('candidate')}
+    ) AS probed
+    WHERE probed.probe_hit
+    ORDER BY ${by('probed')}
+    LIMIT ${probe.want}`;
+}
+
+type ProbeColumns = { probe_key: unknown; probe_hit: boolean; probe_candidates: unknown };
+
+/**
+ * The probes of one phase (PROBE_FACTORS), in one transaction with PROBE_SETTINGS: the page, or
+ * undefined when no probe could prove it (the plain query decides then).
+ */
+function probePage(tenant: TenantDb, q: PageQuery, probe: Omit<Probe, 'size'>): Promise<PageRow[] | undefined> {
+  return tenant.transaction(async (tx) => {
+    await tx.executeRaw(PROBE_SETTINGS);
+    for (const factor of PROBE_FACTORS) {
+      const size = Math.min(PROBE_MAX, probe.want * factor);
+      const { rows } = await tx.executeRaw(probeStatement(tx, q, { ...probe, size }));
+      const exhausted = rows.length > 0 && Number(rows[0]!.probe_candidates) < size;
+      const page: PageRow[] = rows.map(({ probe_key: _key, probe_hit: _hit, probe_candidates: _candidates, ...row }) => row);
+      if (page.length >= probe.want || exhausted) return page;
+      if (size >= PROBE_MAX) break;
+    }
+    return undefined;
+  });
+}
+
+/**
  * One keyset page: valued rows after the cursor in sort order, then (for nullable sorts) rows
  * without a value. Fetches limit + 1 rows to know whether another page exists.
  *
@@ -135,19 +216,8 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
 
   async function phase(after: RawBuilder<SqlBool>, order: RawBuilder<unknown>, want: number, valued: boolean): Promise<PageRow[]> {
     if (probing) {
-      for (const factor of PROBE_FACTORS) {
-        const size = Math.min(PROBE_MAX, want * factor);
-        const candidates = scope().select('records.record_id').where(after).orderBy(order).limit(size);
-        const rows = await plain()
-          .select(sql<number>`c.candidates`.as('candidates'))
-          .innerJoin(sql`(SELECT c0.record_id, count(*) OVER () AS candidates FROM (${candidates}) AS c0)`.as('c'), (join) => join.on(sql<SqlBool>`c.record_id = records.record_id`))
-          .where(after).orderBy(order).limit(want)
-          .execute() as (PageRow & { candidates?: unknown })[];
-        const exhausted = rows.length > 0 && Number(rows[0]!.candidates) < size;
-        for (const row of rows) delete row.candidates;
-        if (rows.length >= want || exhausted) return rows;
-        if (size >= PROBE_MAX) break;
-      }
+      const page = await probePage(tenant, q, { where, after, order, key: valued ? q.sort.expr : undefined, direction: q.sort.direction, want });
+      if (page) return page;
     }
     if (set?.small) {
       // Every record of the set read by primary key, their sort keys sorted (MATERIALIZED: not an
