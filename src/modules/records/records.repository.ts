@@ -75,7 +75,7 @@ export interface PageQuery {
  * segments.repository.ts memberSet), paged through instead of the whole entity:
  * - dateCreated pages walk the set's own (record_created, record_id) index and join records by
  *   primary key: a page costs its rows, whatever share of the entity the set is;
- * - other sorts filter the records path with `filter`; when its probes find no page (a set
+ * - other sorts filter the records path with `filter`; when its probe finds no page (a set
  *   under ~1.6 % of the entity) and the set is `small`, the set is read whole and sorted, instead
  *   of walking the sort index, whose order may put every member last.
  */
@@ -106,20 +106,26 @@ async function pageSetByCreated(tenant: TenantDb, q: PageQuery, set: PageSet): P
   return { rows: page, next: { value: cursorValue(last.sort_key), recordId: last.record_id } };
 }
 
-/** Candidates per probe, as multiples of the rows wanted: 8× finds a page at ≥ ~13 % selectivity, 64× at ≥ ~1.6 %. */
-const PROBE_FACTORS = [8, 64] as const;
+/**
+ * How many rows in sort order a probe may read before it gives up: a page of 21 at ≥ ~0.1 %
+ * selectivity. It stops at the page, so a common filter reads a few dozen rows. A small set has a
+ * cheaper way out (read it whole, PageSet), so its probe gives up after 64 × the page (≥ ~1.6 %).
+ */
 const PROBE_MAX = 20_000;
+const SMALL_SET_PROBE_FACTOR = 64;
 
 /**
- * Settings of the transaction a probe runs in. Sorting priced out: the candidates can then only
- * come from the index that delivers the sort order. Without statistics (a table never analyzed:
- * PGlite always, PostgreSQL before autovacuum's first ANALYZE, or never when it is off) the
- * planner estimates an entity at 1 row, reads all of it through any small index and sorts it
- * (60 ms at 13 k records, growing with the entity), or worse (below, `probeStatement`).
+ * Settings of a transaction whose statements must read rows in an index's order (probes, name
+ * prefixes). Sorting priced out: an ordered LIMIT can then only be answered by the index that
+ * delivers the order. Without statistics (a table never analyzed: PGlite always, PostgreSQL
+ * before autovacuum's first ANALYZE, or never when it is off) the planner estimates an entity at
+ * 1 row, so it reads all of it through the smallest index and sorts it: 10–60 ms at 13 k records,
+ * growing with the entity, where the ordered index answers in under 1–8 ms.
  * JIT off: should a sort remain after all, its 1e10 "disabled" cost would make PostgreSQL
  * compile a query that reads a few thousand rows (350 ms measured).
+ * Local to the transaction: pages are read outside any (one they joined would keep the settings).
  */
-export const PROBE_SETTINGS = sql`SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`;
+export const INDEX_ORDER_SETTINGS = sql`SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`;
 
 export interface Probe {
   where: RawBuilder<SqlBool>;
@@ -135,9 +141,11 @@ export interface Probe {
 }
 
 /**
- * One probe as one statement: the next `size` rows in sort order (no filter: a range of the sort
- * index, ordered, LIMIT), `where` evaluated on those alone, the first `want` matches in order,
- * each row carrying how many candidates there were (`probe_candidates`).
+ * One probe as one statement: the rows after the cursor in sort order (no filter: a range of the
+ * sort index, ordered, LIMIT `size`), each numbered (`probe_rank`) and `where` evaluated on it
+ * (`probe_hit`); returned: the first `want` matches in order, and the `size`-th row if reached
+ * (its presence says the candidates did not run out). The rows are read one by one and the
+ * statement stops at the page: a common filter reads a few dozen rows, whatever `size` is.
  *
  * Every level keeps the index's order as an output column (`probe_key`, record_id) and orders by
  * it, so the planner can see that no level needs a sort. The earlier shape joined the candidates
@@ -163,32 +171,29 @@ export function probeStatement(tenant: TenantDb, q: PageQuery, probe: Probe): Ra
     .orderBy(probe.order)
     .limit(probe.size);
   return sql<PageRow & ProbeColumns>`SELECT probed.* FROM (
-      SELECT candidate.*, count(*) OVER () AS probe_candidates FROM (${candidates}) AS candidate ORDER BY ${by('candidate')}
+      SELECT candidate.*, row_number() OVER (ORDER BY ${by('candidate')}) AS probe_rank
+      FROM (${candidates}) AS candidate ORDER BY ${by('candidate')}
     ) AS probed
-    WHERE probed.probe_hit
+    WHERE probed.probe_hit OR probed.probe_rank = ${probe.size}
     ORDER BY ${by('probed')}
     LIMIT ${probe.want}`;
 }
 
-type ProbeColumns = { probe_key: unknown; probe_hit: boolean; probe_candidates: unknown };
+type ProbeColumns = { probe_key: unknown; probe_hit: boolean | null; probe_rank: unknown };
 
 /**
- * The probes of one phase (PROBE_FACTORS), in one transaction with PROBE_SETTINGS: the page, or
- * undefined when no probe could prove it (the plain query decides then).
+ * The probe of one phase, in a transaction with INDEX_ORDER_SETTINGS: the page, or undefined when
+ * the probe could not prove it (the plain query decides then).
  */
-function probePage(tenant: TenantDb, q: PageQuery, probe: Omit<Probe, 'size'>): Promise<PageRow[] | undefined> {
-  return tenant.transaction(async (tx) => {
-    await tx.executeRaw(PROBE_SETTINGS);
-    for (const factor of PROBE_FACTORS) {
-      const size = Math.min(PROBE_MAX, probe.want * factor);
-      const { rows } = await tx.executeRaw(probeStatement(tx, q, { ...probe, size }));
-      const exhausted = rows.length > 0 && Number(rows[0]!.probe_candidates) < size;
-      const page: PageRow[] = rows.map(({ probe_key: _key, probe_hit: _hit, probe_candidates: _candidates, ...row }) => row);
-      if (page.length >= probe.want || exhausted) return page;
-      if (size >= PROBE_MAX) break;
-    }
-    return undefined;
+async function probePage(tenant: TenantDb, q: PageQuery, probe: Probe): Promise<PageRow[] | undefined> {
+  const rows = await tenant.transaction(async (tx) => {
+    await tx.executeRaw(INDEX_ORDER_SETTINGS);
+    return (await tx.executeRaw(probeStatement(tx, q, probe))).rows;
   });
+  const exhausted = !rows.some((row) => Number(row.probe_rank) === probe.size);
+  const page: PageRow[] = rows.filter((row) => row.probe_hit === true)
+    .map(({ probe_key: _key, probe_hit: _hit, probe_rank: _rank, ...row }) => row);
+  return page.length >= probe.want || exhausted ? page : undefined;
 }
 
 /**
@@ -196,10 +201,10 @@ function probePage(tenant: TenantDb, q: PageQuery, probe: Omit<Probe, 'size'>): 
  * without a value. Fetches limit + 1 rows to know whether another page exists.
  *
  * A filtered page is first looked for by *probing* (when an index delivers the sort order): the
- * next N rows in sort order, with no filter, are read from the sort index (a LIMIT the planner
- * can only answer with that index), and the filter is applied to those N alone. If that finds a
- * page, or the N were all that remained, it is the exact answer: any matching row earlier in sort
- * order is among the N. Otherwise the probe widens once, and then the plain query runs and the
+ * rows after the cursor are read from the sort index in order, with no filter (a LIMIT the
+ * planner can only answer with that index), the filter applied to each, until the page is full
+ * or PROBE_MAX rows were read. If that finds a page, or the rows ran out, it is the exact answer:
+ * any matching row earlier in sort order was read. Otherwise the plain query runs and the
  * planner decides. Why: PostgreSQL has no statistics inside the JSONB document, so it estimates
  * a 3-condition filter at ~1 row and picks "scan everything, then sort" (650 ms at 1 M records)
  * where walking the sort index finds the page in a few hundred rows (docs/design/storage.md).
@@ -216,7 +221,8 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
 
   async function phase(after: RawBuilder<SqlBool>, order: RawBuilder<unknown>, want: number, valued: boolean): Promise<PageRow[]> {
     if (probing) {
-      const page = await probePage(tenant, q, { where, after, order, key: valued ? q.sort.expr : undefined, direction: q.sort.direction, want });
+      const size = set?.small ? Math.min(PROBE_MAX, want * SMALL_SET_PROBE_FACTOR) : PROBE_MAX;
+      const page = await probePage(tenant, q, { where, after, order, key: valued ? q.sort.expr : undefined, direction: q.sort.direction, size, want });
       if (page) return page;
     }
     if (set?.small) {
@@ -257,20 +263,30 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
  * `text` is already escaped for LIKE and lower-cased.
  */
 export async function searchByName(tenant: TenantDb, entityId: string, text: string, limit: number): Promise<RecordRow[]> {
-  const prefix = `${text}%`;
-  const base = () => tenant.selectFrom('records').selectAll()
-    .where('entity_id', '=', entityId)
-    .where('is_deleted', '=', false)
-    .orderBy(sql`lower(records.name) COLLATE "C"`)
-    .orderBy('record_id');
-  const rows = await base().where(sql<SqlBool>`lower(records.name) COLLATE "C" LIKE ${prefix}`).limit(limit).execute();
+  // The prefix range of the name index, whatever the statistics say (INDEX_ORDER_SETTINGS).
+  const rows = await tenant.transaction(async (tx) => {
+    await tx.executeRaw(INDEX_ORDER_SETTINGS);
+    return namePrefixQuery(tx, entityId, text, limit).execute();
+  });
   if (rows.length >= limit) return rows;
-  const rest = await base()
+  // Not a range of the name index: the trigram index and a sort may be the better plan here.
+  const rest = await byName(tenant, entityId)
     .where(sql<SqlBool>`records.name ILIKE ${`%${text}%`}`)
-    .where(sql<SqlBool>`NOT (lower(records.name) COLLATE "C" LIKE ${prefix})`)
+    .where(sql<SqlBool>`NOT (lower(records.name) COLLATE "C" LIKE ${`${text}%`})`)
     .limit(limit - rows.length)
     .execute();
   return [...rows, ...rest];
+}
+
+const byName = (tenant: TenantDb, entityId: string) => tenant.selectFrom('records').selectAll()
+  .where('entity_id', '=', entityId)
+  .where('is_deleted', '=', false)
+  .orderBy(sql`lower(records.name) COLLATE "C"`)
+  .orderBy('record_id');
+
+/** Names starting with `text` (escaped for LIKE, lower-cased), in name order: run it with INDEX_ORDER_SETTINGS. */
+export function namePrefixQuery(tenant: TenantDb, entityId: string, text: string, limit: number) {
+  return byName(tenant, entityId).where(sql<SqlBool>`lower(records.name) COLLATE "C" LIKE ${`${text}%`}`).limit(limit);
 }
 
 /** IDs of the entity's live records matching `where`, at most `limit`, in record ID order. */
