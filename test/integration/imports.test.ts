@@ -360,6 +360,19 @@ describe('record import (issue 7)', () => {
   });
 
   describe('job path', () => {
+    /** A records.import job over `text` (stored as an upload is), as the worker hands it to runJob. */
+    async function importJob(entityId: string, text: string, total: number, jobId: string): Promise<{ job: JobView; fileId: string }> {
+      const writer = await t.services.files.create(account.tenant, { name: 'import.csv', contentType: 'text/csv', expiresAt: new Date(Date.now() + 3600_000) });
+      await writer.write(text);
+      await writer.finish();
+      const params = { entityId, fileId: writer.fileId, format: 'csv', hasHeader: true, memberId: account.memberId, apiKey: account.apiKey, workspaceId: null };
+      const job: JobView = {
+        jobId, kind: 'records.import', status: 'processing', progress: 0, total, params, checkpoint: null,
+        result: null, error: null, createdBy: account.memberId, attempts: 1, dateCreated: new Date(), dateUpdated: new Date(), dateFinished: null,
+      };
+      return { job, fileId: writer.fileId };
+    }
+
     test('a file above the sync threshold becomes a job: 202, status with progress, then the result; the stored upload is removed', async () => {
       const entity = await newEntity();
       const score = await newProperty(entity, 'NUMBER', { name: 'score' });
@@ -393,14 +406,7 @@ describe('record import (issue 7)', () => {
       const email = await newProperty(entity, 'EMAIL', { key: 'email' });
       const n = BATCH * 3 + 2;
       const text = `name,email\n${Array.from({ length: n }, (_, i) => `res ${i},u${i}@x.com`).join('\n')}\n`;
-      const writer = await t.services.files.create(account.tenant, { name: 'resume.csv', contentType: 'text/csv', expiresAt: new Date(Date.now() + 3600_000) });
-      await writer.write(text);
-      await writer.finish();
-      const params = { entityId: entity, fileId: writer.fileId, format: 'csv', hasHeader: true, memberId: account.memberId, apiKey: account.apiKey, workspaceId: null };
-      const job: JobView = {
-        jobId: '00000000-0000-4000-8000-000000000001', kind: 'records.import', status: 'processing', progress: 0, total: n, params, checkpoint: null,
-        result: null, error: null, createdBy: account.memberId, attempts: 1, dateCreated: new Date(), dateUpdated: new Date(), dateFinished: null,
-      };
+      const { job, fileId } = await importJob(entity, text, n, '00000000-0000-4000-8000-000000000001');
       // First attempt: the second batch's progress save fails (the process "dies"): its rows roll back with it.
       const saved: unknown[] = [];
       let calls = 0;
@@ -426,7 +432,7 @@ describe('record import (issue 7)', () => {
       assert.equal(records.get(`res ${n - 1}`).data[email], `u${n - 1}@x.com`);
       assert.equal(await account.tenant.selectFrom('records').select('record_id').where('entity_id', '=', entity).execute().then((r) => r.length), n);
       // A run after completion returns the saved result without reading the (deleted) file.
-      assert.equal(await t.services.files.info(account.tenant, writer.fileId), undefined);
+      assert.equal(await t.services.files.info(account.tenant, fileId), undefined);
       assert.deepEqual(await t.services.imports.runJob(ctx(saved.at(-1))), result);
     });
 
@@ -434,16 +440,7 @@ describe('record import (issue 7)', () => {
       const entity = await newEntity();
       const n = BATCH * 3 + 1;
       const text = `name\n${Array.from({ length: n }, (_, i) => `ord ${i}`).join('\n')}\n`;
-      const params = async () => {
-        const writer = await t.services.files.create(account.tenant, { name: 'order.csv', contentType: 'text/csv', expiresAt: new Date(Date.now() + 3600_000) });
-        await writer.write(text);
-        await writer.finish();
-        return { entityId: entity, fileId: writer.fileId, format: 'csv', hasHeader: true, memberId: account.memberId, apiKey: account.apiKey, workspaceId: null };
-      };
-      const job = async (): Promise<JobView> => ({
-        jobId: '00000000-0000-4000-8000-000000000002', kind: 'records.import', status: 'processing', progress: 0, total: n, params: await params(), checkpoint: null,
-        result: null, error: null, createdBy: account.memberId, attempts: 1, dateCreated: new Date(), dateUpdated: new Date(), dateFinished: null,
-      });
+      const job = async () => (await importJob(entity, text, n, '00000000-0000-4000-8000-000000000002')).job;
       // The first batch's checkpoint save is slow: the second batch (inserting meanwhile) must wait for its commit.
       const events: string[] = [];
       let calls = 0;
