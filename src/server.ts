@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { startAutoAnalyzer } from './db/auto-analyze.ts';
 import { reportRowLevelSecurity } from './db/row-level-security.ts';
 import { buildApp } from './http/app.ts';
 import { createRateLimiter, memoryCounterStore, redisCounterStore, type RateLimiter } from './lib/rate-limiter.ts';
@@ -92,6 +93,9 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     entitiesRetentionDays: config.entitiesTrashRetentionDays,
   });
 
+  // PGlite (and PostgreSQL with autovacuum off) never analyze by themselves.
+  const analyzer = startAutoAnalyzer({ db: runtime.database.db, driver: runtime.database.driver, logger });
+
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
@@ -110,6 +114,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
       await worker.stop(); // running jobs are given back, to be resumed by any node
       await rateLimiter?.close();
       await purger.stop(); // a running purge stops after its current transaction
+      await analyzer.stop();
       await runtime.close();
     } catch (error) {
       logger.error({ err: error }, 'shutdown failed');
