@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { startPeriodic } from '../lib/periodic.ts';
 import type { DB } from './schema.ts';
 import { systemDb } from './scope.ts';
 
@@ -54,16 +55,14 @@ export async function tablesToAnalyze(db: Kysely<DB>): Promise<string[]> {
 
 export function startAutoAnalyzer(options: AutoAnalyzeOptions): AutoAnalyzer {
   const { db, driver, logger } = options;
-  let stopped = false;
-  let running: Promise<string[]> | undefined;
   // Decided once: autovacuum is a server setting that needs a reload to change.
   const needed = autovacuumRuns(db, driver).then((runs) => !runs, () => false);
 
-  const analyze = async (): Promise<string[]> => {
+  const analyze = async (signal: AbortSignal): Promise<string[]> => {
     if (!(await needed)) return [];
     const done: string[] = [];
     for (const table of await tablesToAnalyze(db)) {
-      if (stopped) break;
+      if (signal.aborted) break;
       await sql`ANALYZE ${sql.table(table)}`.execute(systemDb(db));
       done.push(table);
     }
@@ -71,24 +70,9 @@ export function startAutoAnalyzer(options: AutoAnalyzeOptions): AutoAnalyzer {
     return done;
   };
 
-  const runNow = () => {
-    running ??= analyze()
-      .catch((error: unknown) => {
-        logger?.warn({ err: error }, 'auto-analyze failed; retried at the next interval');
-        return [];
-      })
-      .finally(() => { running = undefined; });
-    return running;
-  };
-
-  const timer = setInterval(() => void runNow(), options.intervalMs ?? AUTO_ANALYZE_INTERVAL_MS);
-  timer.unref();
-  return {
-    runNow,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startPeriodic(options.intervalMs ?? AUTO_ANALYZE_INTERVAL_MS, (signal) =>
+    analyze(signal).catch((error: unknown) => {
+      logger?.warn({ err: error }, 'auto-analyze failed; retried at the next interval');
+      return [];
+    }));
 }

@@ -2,6 +2,7 @@ import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import type { DB } from '../../db/schema.ts';
 import { systemDb, tenantDb, type TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
+import { startPeriodic } from '../../lib/periodic.ts';
 import { createQuotaService, type QuotaService } from '../plans/quota.service.ts';
 import { purgeLinksOfRecords, purgeTypesOfEntity } from '../relationships/relationships.purge.ts';
 
@@ -228,17 +229,14 @@ export interface TrashPurger {
 
 export const PURGE_INTERVAL_MS = 10 * 60_000;
 
-/** Purges expired trash every `intervalMs`; the timer is unref'd (it never keeps the process alive) and runs never overlap. */
+/** Purges expired trash every `intervalMs` (src/lib/periodic.ts). */
 export function startTrashPurger(options: TrashPurgerOptions): TrashPurger {
   const { db, clock, logger } = options;
-  const controller = new AbortController();
-  let running: Promise<void> | undefined;
-
-  const runNow = () => {
-    running ??= purgeExpiredTrash(db, clock(), {
+  return startPeriodic(options.intervalMs ?? PURGE_INTERVAL_MS, (signal) =>
+    purgeExpiredTrash(db, clock(), {
       recordsRetentionDays: options.recordsRetentionDays,
       entitiesRetentionDays: options.entitiesRetentionDays,
-      signal: controller.signal,
+      signal,
     })
       .then((report) => {
         for (const { accountId, error } of report.failures) logger.error({ err: error, accountId }, 'trash purge failed for an account');
@@ -246,19 +244,5 @@ export function startTrashPurger(options: TrashPurgerOptions): TrashPurger {
           logger.info({ accounts: report.accounts, records: report.records, entities: report.entities }, 'purged expired trash');
         }
       })
-      .catch((error: unknown) => logger.error({ err: error }, 'trash purge failed'))
-      .finally(() => { running = undefined; });
-    return running;
-  };
-
-  const timer = setInterval(() => void runNow(), options.intervalMs ?? PURGE_INTERVAL_MS);
-  timer.unref();
-  return {
-    runNow,
-    async stop() {
-      clearInterval(timer);
-      controller.abort();
-      await running;
-    },
-  };
+      .catch((error: unknown) => logger.error({ err: error }, 'trash purge failed')));
 }
