@@ -5,6 +5,7 @@ import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { createInProcessPGlite, startPGliteHost } from './pglite-host/host.ts';
+import { preparedStatementsFor } from './prepared-statements.ts';
 import type { DB } from './schema.ts';
 import { scopedDialect, type ScopeControl, type ScopeStats } from './scope.ts';
 
@@ -73,6 +74,7 @@ function createPostgres(url: string, options: DatabaseOptions): Database {
   // query it was running is rejected (→ 503) and the pool discards the dead client on release.
   pool.on('connect', (client) => {
     client.on('error', () => { /* reported through the failed query; see the pool listener above for idle clients */ });
+    preparedStatementsFor(client);
   });
   const { scope, scopeStats } = scopeControl(options);
   const db = new Kysely<DB>({ dialect: scopedDialect(new PostgresDialect({ pool }), scope, scopeStats) });

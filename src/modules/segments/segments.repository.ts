@@ -1,5 +1,6 @@
 import { sql, type Expression, type Insertable, type RawBuilder, type Selectable, type SqlBool, type Updateable } from 'kysely';
 import type { SegmentsTable } from '../../db/schema.ts';
+import { prepared } from '../../db/prepared-statements.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
 import { accessibleBy, inWorkspaceOf } from '../entities/entities.repository.ts';
@@ -120,19 +121,27 @@ export interface MembershipState {
  * are trashed, gone or of another entity match nothing (their memberships are exits).
  * Every table is scoped to the account here (executeRaw); relationship conditions take the
  * account from the outer records row.
+ *
+ * One record (every single-record write) is a prepared statement (db/prepared-statements.ts):
+ * the rules are in the select list, so no parameter changes its plan, and a record update stops
+ * paying PostgreSQL's parse and plan of 20 segments' rules each time. Several records come as
+ * an array to unnest, whose length the generic plan cannot know: planned each time.
  */
 export async function membershipState(tenant: TenantDb, entityId: string, segmentIds: readonly string[], conditions: readonly RawBuilder<SqlBool>[], recordIds: readonly string[]): Promise<MembershipState[]> {
   if (segmentIds.length === 0 || recordIds.length === 0) return [];
   const account = tenant.accountId;
-  const result = await tenant.executeRaw(sql<{ record_id: string; flags: boolean[] | null; member_of: string[] }>`
+  const single = recordIds.length === 1;
+  const input = single ? sql`(SELECT ${recordIds[0]}::text AS record_id)` : sql`unnest(${[...recordIds]}::text[])`;
+  const statement = sql<{ record_id: string; flags: boolean[] | null; member_of: string[] }>`
     SELECT i.record_id,
       CASE WHEN records.record_id IS NULL THEN NULL
         ELSE ARRAY[${sql.join(conditions.map((c) => sql`coalesce((${c}), false)`))}]::boolean[] END AS flags,
       ARRAY(SELECT sm.segment_id FROM segment_members sm
         WHERE sm.account_id = ${account} AND sm.record_id = i.record_id AND sm.segment_id = ANY(${[...segmentIds]}::text[])) AS member_of
-    FROM unnest(${[...recordIds]}::text[]) AS i(record_id)
+    FROM ${input} AS i(record_id)
     LEFT JOIN records ON records.account_id = ${account} AND records.record_id = i.record_id
-      AND records.entity_id = ${entityId} AND NOT records.is_deleted`);
+      AND records.entity_id = ${entityId} AND NOT records.is_deleted`;
+  const result = await tenant.executeRaw(single ? prepared(statement) : statement);
   return result.rows.map((r) => ({ recordId: r.record_id, flags: r.flags, memberOf: r.member_of }));
 }
 
