@@ -39,18 +39,26 @@ export function preparedStatementsFor(client: pg.PoolClient): void {
   const parsed = () => (client as unknown as ParsedStatements).connection?.parsedStatements;
   /** Statement name → text on this connection, least recently used first. */
   const names = new Map<string, string>();
-  const evictOldest = async () => {
+  /** Deallocates the least recently used statement; false when that failed (it then stays, listed again). */
+  const evictOldest = async (): Promise<boolean> => {
     const [oldest, text] = names.entries().next().value!;
     names.delete(oldest);
     // Forgotten first, so the statement is parsed again if it comes back. The DEALLOCATE fails
-    // only in an aborted transaction, and then the statement stays prepared: node-postgres must know.
+    // only in an aborted transaction, and then the statement stays prepared: node-postgres must
+    // know it again, and so must the list, for a later eviction.
     delete parsed()?.[oldest];
     try {
       await plainQuery(`DEALLOCATE "${oldest}"`);
+      return true;
     } catch {
       const statements = parsed();
       if (statements) statements[oldest] = text;
+      names.set(oldest, text);
+      return false;
     }
+  };
+  const evictOverflow = async () => {
+    while (names.size > PREPARED_PER_CONNECTION) if (!(await evictOldest())) return;
   };
   (client as unknown as { query: QueryFn }).query = (text, values, callback) => {
     if (typeof text !== 'string' || !text.startsWith(MARK) || typeof values === 'function') return plainQuery(text, values, callback);
@@ -58,6 +66,6 @@ export function preparedStatementsFor(client: pg.PoolClient): void {
     names.delete(name);
     names.set(name, text);
     const run = () => plainQuery({ name, text, values }, callback);
-    return names.size > PREPARED_PER_CONNECTION ? evictOldest().then(run) : run();
+    return names.size > PREPARED_PER_CONNECTION ? evictOverflow().then(run) : run();
   };
 }
