@@ -42,6 +42,7 @@ for (const name of suites) if (!SUITES[name]) throw new Error(`unknown suite ${n
 process.stdout.write(`node ${process.version}, ${new Date().toISOString()}\n\n`);
 for (const engine of engines) {
   const target = await startTarget(engine);
+  process.stdout.write(`server connects as ${target.connectsAs}\n\n`);
   try {
     for (const name of suites) {
       process.stdout.write(`## ${name} — ${engine}\n\n${markdownTable(await SUITES[name]!(target))}\n\n`);

@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.ts';
 import { openDatabase, pgliteDirectory } from '../../src/db/database.ts';
+import { leakproofStatements } from '../../src/db/row-level-security.ts';
 import { systemDb } from '../../src/db/tenant.ts';
 import { openRuntime } from '../../src/runtime.ts';
 import type { Credentials } from '../../test/helpers/sign.ts';
@@ -23,6 +24,8 @@ export interface Target {
   pid: number;
   creds: Credentials & { accountId: string; memberId: string };
   env: Record<string, string>;
+  /** How the server meets the database, for the report: which role, whether the tenant policies bind it. */
+  connectsAs: string;
   /**
    * Runs read-only SQL on the target's database (sizes, EXPLAIN). PostgreSQL: any time, on its
    * own connection. PGlite: one process per data directory, so this stops the server first —
@@ -34,8 +37,28 @@ export interface Target {
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-async function admin(sqlText: string) {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
+/**
+ * The role the server connects as, by default: the recommended deployment (docs/reliability.md,
+ * "Row-level security"), an ordinary role owning its database, so that the tenant policies bind
+ * every query as they do in production. BENCH_PG_SUPERUSER=1 connects as BENCH_PG_URL's role
+ * instead (a superuser: policies bypassed, no set_config), as the benchmarks did before
+ * 2026-11-23 12:30 UTC.
+ */
+const OWNER_ROLE = 'crm_bench_owner';
+
+function databaseUrl(database: string, user?: { name: string; password: string }): string {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${database}`;
+  if (user) {
+    url.username = user.name;
+    url.password = user.password;
+  }
+  return url.toString();
+}
+
+/** Runs statements as BENCH_PG_URL's (superuser) role, in `database` or BENCH_PG_URL's own. */
+async function admin(sqlText: string, database?: string) {
+  const client = new pg.Client({ connectionString: database ? databaseUrl(database) : ADMIN_URL });
   await client.connect();
   try {
     await client.query(sqlText);
@@ -64,14 +87,26 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
   const dataDir = mkdtempSync(join(tmpdir(), 'crm-bench-'));
   const env: Record<string, string> = { DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' };
   let dropDatabase = async () => {};
+  let connectsAs = 'PGlite as crm_app (row-level security enforced)';
   // BENCH_KEEP=1 keeps the database (and data dir) after the run, for EXPLAIN; drop it by hand.
   const keep = process.env.BENCH_KEEP === '1';
   if (engine === 'postgres') {
     const name = `crm_core_bench_${Date.now()}`;
-    await admin(`CREATE DATABASE ${name}`);
-    const url = new URL(ADMIN_URL);
-    url.pathname = `/${name}`;
-    env.DATABASE_URL = url.toString();
+    if (process.env.BENCH_PG_SUPERUSER === '1') {
+      await admin(`CREATE DATABASE ${name}`);
+      env.DATABASE_URL = databaseUrl(name);
+      connectsAs = `${new URL(ADMIN_URL).username} (superuser: row-level security bypassed)`;
+    } else {
+      // A new password each run: BENCH_PG_URL's server need not trust local connections.
+      const owner = { name: OWNER_ROLE, password: randomBytes(18).toString('base64url') };
+      await admin(`DO $$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '${owner.name}') THEN CREATE ROLE ${owner.name} LOGIN; END IF;
+      END $$; ALTER ROLE ${owner.name} NOSUPERUSER NOBYPASSRLS PASSWORD '${owner.password}'`);
+      await admin(`CREATE DATABASE ${name} OWNER ${owner.name}`);
+      await admin(leakproofStatements().join('\n'), name);
+      env.DATABASE_URL = databaseUrl(name, owner);
+      connectsAs = `${owner.name}, owner of the database (row-level security enforced, LEAKPROOF marks set)`;
+    }
     env.MASTER_KEY = randomBytes(32).toString('base64');
     dropDatabase = keep
       ? async () => { process.stderr.write(`kept database ${name}\n`); }
@@ -101,6 +136,7 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
     pid: child.pid!,
     creds: { accountId: account.accountId, memberId: account.owner.memberId, apiKey: account.key.apiKey, apiSecret: account.key.apiSecret },
     env,
+    connectsAs,
     async query(text) {
       if (!inspector) {
         if (engine === 'pglite') await stopServer();

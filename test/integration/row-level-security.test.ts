@@ -5,10 +5,12 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
-import { TENANT_POLICY, protectTenantTable, tenantTables } from '../../src/db/migrations/0014_row_level_security.ts';
+import { TENANT_POLICY, tenantTables } from '../../src/db/migrations/0014_row_level_security.ts';
+import { protectTenantTable } from '../../src/db/migrations/0017_tenant_policy_settings_once.ts';
 import { configureRowLevelSecurity, leakproofStatements, PGLITE_APP_ROLE, type RowLevelSecurityStatus } from '../../src/db/row-level-security.ts';
 import type { DB } from '../../src/db/schema.ts';
 import { systemDb, tenantDb } from '../../src/db/tenant.ts';
+import { membershipChangesStatement } from '../../src/modules/segments/segments.repository.ts';
 import { purgeExpiredTrash } from '../../src/modules/trash/trash.purge.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import { testDatabaseUrl } from '../helpers/database.ts';
@@ -224,6 +226,16 @@ describe(`row-level security (${engine})`, { skip: canCreateRoles ? false : 'TES
     const missing = rows.filter((r) => !r.enabled || !r.forced || !r.policy?.includes("current_setting('app.account_id'")).map((r) => r.name);
     assert.deepEqual(missing, [], 'tables without the tenant policy (call protectTenantTable in the migration that adds them)');
     assert.equal(rows.length, tables.length);
+  });
+
+  test('the policy reads the session settings once per statement, not once per row (migration 0017)', async () => {
+    const plan = await tenantDb(bound.database.db, A.accountId).executeRaw(sql<{ 'QUERY PLAN': string }>`
+      EXPLAIN (VERBOSE, COSTS OFF) SELECT count(*) FROM records WHERE name <> ''`);
+    const lines = plan.rows.map((r) => r['QUERY PLAN']);
+    const perRow = lines.filter((l) => /^\s*Filter:/.test(l));
+    assert.ok(perRow.some((l) => l.includes('account_id')), `the policy filters the scan:\n${lines.join('\n')}`);
+    assert.ok(perRow.every((l) => !l.includes('current_setting')), `current_setting in a per-row filter:\n${lines.join('\n')}`);
+    assert.ok(lines.filter((l) => l.includes('InitPlan')).length >= 2, `settings read once, as InitPlans:\n${lines.join('\n')}`);
   });
 
   test('API use works for two accounts: transactions, bulk writes, lists, idempotent replays, cross-account 404', async () => {
@@ -482,6 +494,33 @@ describe(`row-level security (${engine})`, { skip: canCreateRoles ? false : 'TES
     assert.equal(after.enforced, true);
     assert.match(await explainPrefix(), /lower\(name\)/);
     assert.deepEqual(await probeAsTenant(db, A.accountId, B.accountId), []);
+  });
+
+  test('a cached segment\'s entries and exits look their record and member up by index under RLS', async () => {
+    // Enough records and members that a scan of the account costs more than a lookup, as in production.
+    const tenant = tenantDb(bound.database.db, A.accountId);
+    await tenant.executeRaw(sql`INSERT INTO records (account_id, record_id, entity_id, name)
+      SELECT ${A.accountId}, 'CRMRC1' || lpad(g::text, 15, '0') || 'Planprobe00', ${shapes.A!.entityId}, 'plan probe ' || g
+      FROM generate_series(1, 3000) AS g`);
+    const segment = await ok(A, 'POST', '/segments', {
+      entityId: shapes.A!.entityId, name: 'plan probe', mode: 'CACHED',
+      conditions: { operator: 'AND', conditions: [{ field: 'name', operator: 'startsWith', value: 'plan probe' }] },
+    }, 201);
+    try {
+      await bound.asOwner(async (db) => void await sql`ANALYZE records, segment_members`.execute(db));
+      const change = [{ segmentId: segment.segmentId as string, recordId: shapes.A!.recordIds[0]! }];
+      const plan = await tenant.transaction(async (tx) => {
+        await tx.executeRaw(sql`SET LOCAL enable_seqscan = off`);
+        const { rows } = await tx.executeRaw(sql<{ 'QUERY PLAN': string }>`EXPLAIN (COSTS OFF) ${membershipChangesStatement(A.accountId, change, change, new Date())}`);
+        return rows.map((r) => r['QUERY PLAN']).join('\n');
+      });
+      const lookup = (table: string, key: string) => new RegExp(`Index (Only )?Scan using \\w+ on ${table}\\s+Index Cond: \\(\\(account_id = '\\d+'::text\\) AND \\(${key} = `);
+      assert.match(plan, lookup('records r', 'record_id'), plan);
+      assert.match(plan, lookup('segment_members m', '(segment_id|record_id)'), plan);
+    } finally {
+      await ok(A, 'DELETE', `/segments/${segment.segmentId}`, undefined, 200);
+      await tenant.executeRaw(sql`DELETE FROM records WHERE account_id = ${A.accountId} AND record_id LIKE '%Planprobe00'`);
+    }
   });
 
   test('PostgreSQL: a superuser connection is reported as not enforced, with a warning', { skip: url ? false : 'PostgreSQL only' }, async () => {

@@ -11,25 +11,25 @@ import { sql, type Kysely } from 'kysely';
  *
  * The server keeps both settings equal to each query's scope (src/db/scope.ts). Tables are found
  * in the catalog, so this covers every table that exists when it runs (0001–0013). A later
- * migration that adds a tenant table must call `protectTenantTable` for it; the catalog check in
- * test/integration/row-level-security.test.ts fails when a table with account_id has no policy,
- * and the server warns at start (src/db/row-level-security.ts).
+ * migration that adds a tenant table must call `protectTenantTable` (0017, the current condition)
+ * for it; the catalog check in test/integration/row-level-security.test.ts fails when a table
+ * with account_id has no policy, and the server warns at start (src/db/row-level-security.ts).
  */
 
 export const TENANT_POLICY = 'tenant_isolation';
 
-/** The policy's condition (USING and WITH CHECK alike). */
-export const TENANT_CONDITION =
+/** The policy's condition as 0014 wrote it (USING and WITH CHECK alike); 0017 replaced it. */
+export const TENANT_CONDITION_0014 =
   "account_id = current_setting('app.account_id', true) OR current_setting('app.system', true) = 'on'";
 
-/** Enables and forces row-level security on `table` and adds the tenant policy. Idempotent. */
-export async function protectTenantTable(db: Kysely<any>, table: string): Promise<void> {
+/** Enables and forces row-level security on `table` and (re)creates the tenant policy with `condition`. Idempotent. */
+export async function applyTenantPolicy(db: Kysely<any>, table: string, condition: string): Promise<void> {
   const name = sql.table(table);
   await sql`ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY`.execute(db);
   await sql`ALTER TABLE ${name} FORCE ROW LEVEL SECURITY`.execute(db);
   await sql`DROP POLICY IF EXISTS ${sql.id(TENANT_POLICY)} ON ${name}`.execute(db);
   await sql`CREATE POLICY ${sql.id(TENANT_POLICY)} ON ${name}
-    USING (${sql.raw(TENANT_CONDITION)}) WITH CHECK (${sql.raw(TENANT_CONDITION)})`.execute(db);
+    USING (${sql.raw(condition)}) WITH CHECK (${sql.raw(condition)})`.execute(db);
 }
 
 /** Tables of the public schema that have an account_id column. */
@@ -46,7 +46,7 @@ export async function tenantTables(db: Kysely<any>): Promise<string[]> {
 }
 
 export async function up(db: Kysely<any>): Promise<void> {
-  for (const table of await tenantTables(db)) await protectTenantTable(db, table);
+  for (const table of await tenantTables(db)) await applyTenantPolicy(db, table, TENANT_CONDITION_0014);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

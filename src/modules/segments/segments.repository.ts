@@ -158,34 +158,39 @@ export interface MembershipChange {
  */
 export async function applyMembershipChanges(tenant: TenantDb, entered: readonly MembershipChange[], exited: readonly MembershipChange[], now: Date): Promise<void> {
   if (entered.length === 0 && exited.length === 0) return;
-  const doc = JSON.stringify({
-    entered: entered.map((c) => [c.segmentId, c.recordId]),
-    exited: exited.map((c) => [c.segmentId, c.recordId]),
-  });
-  const account = tenant.accountId;
+  await tenant.executeRaw(membershipChangesStatement(tenant.accountId, entered, exited, now));
+}
+
+/**
+ * The statement of applyMembershipChanges. The changes arrive as parallel text arrays, so each
+ * join key is a plain column: under row-level security PostgreSQL will not make a key computed by
+ * a function that is not LEAKPROOF (such as `->>` on a JSON parameter) an index condition, and the
+ * lookup of the entering record became a scan of every record of the account (~350 ms at 1 M).
+ */
+export function membershipChangesStatement(account: string, entered: readonly MembershipChange[], exited: readonly MembershipChange[], now: Date) {
   const changed = [...new Set([...entered, ...exited].map((c) => c.segmentId))].sort();
+  const column = (changes: readonly MembershipChange[], key: keyof MembershipChange) => sql`${changes.map((c) => c[key])}::text[]`;
   // `locked` (a CTE: evaluated once, by its first reader) is a one-time filter of every statement
   // that writes: PostgreSQL evaluates such a filter before its plan produces the first row, so
   // every counter is locked, in segment order, before any member, event or counter is written.
-  await tenant.executeRaw(sql`
-    WITH input AS (SELECT ${doc}::jsonb AS doc),
-    locked AS (
+  return sql`
+    WITH locked AS (
       SELECT segment_id FROM segments WHERE account_id = ${account} AND segment_id = ANY(${changed}::text[])
       ORDER BY segment_id FOR NO KEY UPDATE
     ),
     ins AS (
       INSERT INTO segment_members (account_id, segment_id, record_id, record_created, date_entered)
-      SELECT ${account}, e->>0, r.record_id, r.date_created, ${now}::timestamptz
-      FROM input, jsonb_array_elements(doc->'entered') AS e
-      JOIN records r ON r.account_id = ${account} AND r.record_id = e->>1
+      SELECT ${account}, e.segment_id, r.record_id, r.date_created, ${now}::timestamptz
+      FROM unnest(${column(entered, 'segmentId')}, ${column(entered, 'recordId')}) AS e(segment_id, record_id)
+      JOIN records r ON r.account_id = ${account} AND r.record_id = e.record_id
       WHERE (SELECT count(*) FROM locked) >= 0
       ON CONFLICT DO NOTHING
       RETURNING segment_id, record_id
     ),
     del AS (
       DELETE FROM segment_members m
-      USING input, jsonb_array_elements(input.doc->'exited') AS x
-      WHERE m.account_id = ${account} AND m.segment_id = x->>0 AND m.record_id = x->>1
+      USING unnest(${column(exited, 'segmentId')}, ${column(exited, 'recordId')}) AS x(segment_id, record_id)
+      WHERE m.account_id = ${account} AND m.segment_id = x.segment_id AND m.record_id = x.record_id
         AND (SELECT count(*) FROM locked) >= 0
       RETURNING m.segment_id, m.record_id
     ),
@@ -202,7 +207,7 @@ export async function applyMembershipChanges(tenant: TenantDb, entered: readonly
     )
     UPDATE segments s SET member_count = s.member_count + deltas.d
     FROM deltas WHERE s.account_id = ${account} AND s.segment_id = deltas.segment_id
-      AND (SELECT count(*) FROM locked) >= 0`);
+      AND (SELECT count(*) FROM locked) >= 0`;
 }
 
 /**
