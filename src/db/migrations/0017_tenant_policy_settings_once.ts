@@ -7,7 +7,7 @@ import { TENANT_CONDITION_0014, applyTenantPolicy, tenantTables } from './0014_r
  *
  * PostgreSQL does not fold `current_setting(…)` into a constant: in 0014's form a statement called
  * it for every row it read, ~85 ns a row, so a realtime segment count over 1 M records spent
- * ~85 ms of CPU on the policy (docs/benchmarks.md, "Row-level security in the scan"). As a scalar
+ * ~85 ms of CPU on the policy (docs/reliability.md, "What it costs"). As a scalar
  * sub-select it becomes an InitPlan: evaluated once when the statement starts and handed to the
  * scan (and to parallel workers) as a parameter. Settings change only between statements
  * (src/db/scope.ts), so reading them once is exact.
