@@ -3,9 +3,11 @@
  * live server: the curl + openssl shell script, the Node fetch snippet and the Python requests
  * snippet. Only what a user would change is substituted: the base URL, the API key and secret.
  *
- * The samples call GET /crm-core/v1/segments, which does not exist yet; they are pointed at
- * GET /crm-core/v1/usage instead, an authenticated GET that answers 200 with the caller's
- * accountId. The path swap is the only other edit (the query string stays; /usage ignores it).
+ * This file checks the signatures the samples make, in each date format they can produce
+ * (with and without milliseconds); seed-segments.test.ts runs them against the segments route
+ * itself, with its data. Here they are pointed at GET /crm-core/v1/usage, an authenticated GET
+ * that needs no setup and answers 200 with the caller's accountId. The path swap is the only
+ * other edit (the query string stays; /usage ignores it).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -74,7 +76,7 @@ function personalise(sample: string, baseUrl: string, creds: PrintedAccount): st
     ['NCSXXXXXXXXXXXXX', creds.apiKey],
     ['YOUR_API_SECRET', creds.apiSecret],
     ['https://api.solapi.com', baseUrl],
-    ['/crm-core/v1/segments', '/crm-core/v1/usage'], // segments are not built yet, see the header comment
+    ['/crm-core/v1/segments', '/crm-core/v1/usage'], // the signature is the point here, see the header comment
   ]);
 }
 

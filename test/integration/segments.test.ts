@@ -184,6 +184,46 @@ describe('segments', () => {
     assert.ok(refreshed.lastEvaluatedAt);
   });
 
+  test('CACHED: GET /records?segmentId= pages its members; events carry their time; preview saves nothing; a delete frees the quota slot', async () => {
+    const startedAt = Date.now();
+    for (const name of ['f0', 'f1', 'f2']) await newRecord(name, { [stage]: 'WON', [score]: 5 });
+    const segment = await ok(a, 'POST', '/segments', { entityId, name: 'won, cached', mode: 'CACHED', conditions: and(cond(`data.${stage}`, 'eq', 'WON')) }, 201);
+    const entering = await newRecord('f3', { [stage]: 'WON' });
+    const viaRecords: string[] = [];
+    let startKey: string | undefined;
+    do {
+      const page = await ok(a, 'GET', `/records?entityId=${entityId}&segmentId=${segment.segmentId}&limit=3${startKey ? `&startKey=${encodeURIComponent(startKey)}` : ''}`);
+      viaRecords.push(...page.data.map((r: { recordId: string }) => r.recordId));
+      startKey = page.nextKey;
+    } while (startKey);
+    const members = await memberIds(segment.segmentId);
+    assert.ok(members.length > 3 && members.includes(entering), `members: ${members.length}`);
+    assert.deepEqual(viaRecords.sort(), members);
+
+    const events = await ok(a, 'GET', `/segments/${segment.segmentId}/events?limit=200`);
+    const entered = events.data.find((e: { recordId: string; eventType: string }) => e.recordId === entering && e.eventType === 'segment.entered');
+    assert.ok(entered, JSON.stringify(events.data));
+    const at = Date.parse(entered.occurredAt);
+    assert.ok(at >= startedAt - 1000 && at <= Date.now() + 1000, `occurredAt ${entered.occurredAt}`);
+
+    const listed = async () => (await ok(a, 'GET', `/segments?entityId=${entityId}`)).map((x: { segmentId: string }) => x.segmentId).sort();
+    const before = await listed();
+    const preview = await ok(a, 'POST', '/segments/preview', { entityId, conditions: and(cond(`data.${stage}`, 'eq', 'WON')) });
+    assert.equal(preview.count, members.length);
+    assert.deepEqual(await listed(), before, 'a preview saves no segment');
+
+    const quotaEntity = (await ok(a, 'POST', '/entities', { name: 'quota', slug: uniq('quota') }, 201)).entityId;
+    await t.services.quota.setLimits(a.tenant, { 'segments.maxPerEntity': 1 });
+    try {
+      const only = await ok(a, 'POST', '/segments', { entityId: quotaEntity, name: 'one', conditions: and() }, 201);
+      expectError(await call(a, 'POST', '/segments', { entityId: quotaEntity, name: 'two', conditions: and() }), 403, 'PlanQuotaExceeded');
+      await ok(a, 'DELETE', `/segments/${only.segmentId}`);
+      await ok(a, 'POST', '/segments', { entityId: quotaEntity, name: 'two', conditions: and() }, 201);
+    } finally {
+      await t.services.quota.setLimits(a.tenant, { 'segments.maxPerEntity': null });
+    }
+  });
+
   test('CACHED pages come from the stored members: every sort, direction, cursor and filter pages exactly as the rules do', async () => {
     // A separate entity: 300 records in two bulk batches (each batch shares one dateCreated, so
     // record IDs break the ties), every 7th without points (the NULL phase of a property sort).
@@ -379,9 +419,12 @@ describe('segments', () => {
     const locked = (await ok(a, 'POST', '/entities', { name: 'locked', slug: uniq('locked'), recordAccess: 'ADMIN_ONLY' }, 201)).entityId;
     const segment = await ok(a, 'POST', '/segments', { entityId: locked, name: 's', conditions: and() }, 201);
     const member = await t.addMember(a, 'MEMBER');
-    for (const url of [`/segments/${segment.segmentId}`, `/segments/${segment.segmentId}/records`, `/segments/${segment.segmentId}/count`]) {
+    for (const url of [`/segments/${segment.segmentId}`, `/segments/${segment.segmentId}/records`, `/segments/${segment.segmentId}/count`,
+      `/segments/${segment.segmentId}/events`, `/segments/${segment.segmentId}/explain/CRMRC1260423081530123AAA11122233`]) {
       expectError(await call(member, 'GET', url), 403, 'Forbidden');
     }
+    expectError(await call(member, 'POST', `/segments/${segment.segmentId}/refresh`), 403, 'Forbidden');
+    expectError(await call(member, 'POST', '/segments/preview', { entityId: locked, conditions: and() }), 403, 'Forbidden');
     const listed = await ok(member, 'GET', '/segments');
     assert.ok(!listed.some((s: { segmentId: string }) => s.segmentId === segment.segmentId));
     const b = await t.newAccount();
