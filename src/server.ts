@@ -87,6 +87,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
   // Expired trash (records 14 days, entities 30, configurable) is purged every 10 minutes.
   const purger = startTrashPurger({
     db: runtime.database.db,
+    hooks: runtime.services.segments,
     clock: runtime.clock,
     logger,
     recordsRetentionDays: config.recordsTrashRetentionDays,

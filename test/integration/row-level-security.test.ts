@@ -305,7 +305,7 @@ describe(`row-level security (${engine})`, { skip: canCreateRoles ? false : 'TES
 
     // Trash purge lists accounts across the boundary, then purges each through its tenant.
     await ok(B, 'DELETE', `/records/${shapes.B!.recordIds[4]}`);
-    const report = await purgeExpiredTrash(bound.database.db, Date.now() + 15 * 86_400_000);
+    const report = await purgeExpiredTrash(bound.database.db, Date.now() + 15 * 86_400_000, { hooks: t.services.segments });
     assert.deepEqual(report.failures, []);
     assert.ok(report.records >= 1, JSON.stringify(report));
     const purged = await sys.selectFrom('records').select('record_id').where('record_id', '=', shapes.B!.recordIds[4]!).execute();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { purgeExpiredTrash } from '../../src/modules/trash/trash.purge.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
 import { expectError, uniq } from '../helpers/assertions.ts';
@@ -413,6 +414,36 @@ describe('segments', () => {
     assert.deepEqual(await memberIds(segment.segmentId), [], 'the related entity is in the trash');
     await ok(a, 'POST', `/entities/${people}/restore`);
     assert.deepEqual(await memberIds(segment.segmentId), [deal], 'restored');
+  });
+
+  test('a CACHED segment naming a type stays empty and invalid from its related entity\'s trash through its retention purge', async () => {
+    const people = (await ok(a, 'POST', '/entities', { name: 'p', slug: uniq('people') }, 201)).entityId;
+    const type = await ok(a, 'POST', '/relationships/types', { name: 'contacts', sourceEntityId: entityId, targetEntityId: people }, 201);
+    const field = `relationship.${type.relationshipTypeId}`;
+    const segment = await ok(a, 'POST', '/segments', { entityId, name: 'has contact', mode: 'CACHED', conditions: and(cond(field, 'exists')) }, 201);
+    const deal = await newRecord('contact purged', {});
+    const person = (await ok(a, 'POST', '/records', { entityId: people, name: 'lee' }, 201)).recordId;
+    await ok(a, 'POST', '/relationships', { relationshipTypeId: type.relationshipTypeId, sourceEntityId: entityId, sourceRecordId: deal, targetEntityId: people, targetRecordId: person }, 201);
+    assert.equal((await ok(a, 'GET', `/segments/${segment.segmentId}`)).memberCount, 1);
+
+    const emptyAndInvalid = async (when: string) => {
+      const read = await ok(a, 'GET', `/segments/${segment.segmentId}`);
+      assert.equal(read.isValid, false, when);
+      assert.equal(read.memberCount, 0, when);
+      assert.equal((await ok(a, 'GET', `/segments/${segment.segmentId}/count`)).count, 0, when);
+      assert.deepEqual(await memberIds(segment.segmentId), [], when);
+      assert.equal((await ok(a, 'GET', `/segments/${segment.segmentId}/explain/${deal}`)).isMember, false, when);
+    };
+    // The trash makes the type unusable: the segment's rules no longer fit, and its rebuild empties it.
+    await ok(a, 'DELETE', `/entities/${people}`);
+    await emptyAndInvalid('related entity in the trash');
+    const events = (await ok(a, 'GET', `/segments/${segment.segmentId}/events?limit=100`)).data as { eventType: string; recordId: string }[];
+    assert.deepEqual(events.map((e) => [e.eventType, e.recordId]), [['segment.entered', deal], ['segment.exited', deal]]);
+
+    const report = await purgeExpiredTrash(t.database.db, Date.now() + 31 * 86_400_000, { hooks: t.services.segments });
+    assert.deepEqual(report.failures, []);
+    expectError(await call(a, 'GET', `/relationships/types/${type.relationshipTypeId}`), 404, 'NotFound');
+    await emptyAndInvalid('type purged with its entity');
   });
 
   test('record access and workspaces apply to every segment read', async () => {

@@ -3,13 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import type { DB } from '../../src/db/schema.ts';
-import { purgeExpiredTrash, startTrashPurger } from '../../src/modules/trash/trash.purge.ts';
+import { purgeExpiredTrash, startTrashPurger, type PurgeHooks } from '../../src/modules/trash/trash.purge.ts';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
 import { uniq, type Res } from '../helpers/assertions.ts';
 
 /**
- * Trash retention (API.md §3, §5): purgeExpiredTrash(db, now) with an injected `now`. Records are
+ * Trash retention (API.md §3, §5): purgeExpiredTrash(db, now, …) with an injected `now`. Records are
  * trashed through the API at chosen times (the app's clock); entities are trashed through the API
  * and then back-dated, since the entities service stamps its trash time with the wall clock.
  */
@@ -24,6 +24,7 @@ function expectStatus(res: Res, status: number, code?: string) {
 describe('trash purge', () => {
   let t: TestApp;
   let db: Kysely<DB>;
+  let hooks: PurgeHooks;
 
   const call = (creds: Credentials, method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown) => t.call(creds, method, `${V1}${url}`, body);
   async function newEntity(acct: TestAccount) {
@@ -72,6 +73,7 @@ describe('trash purge', () => {
   before(async () => {
     t = await startTestApp();
     db = t.database.db;
+    hooks = t.services.segments;
   });
   after(() => t.close());
 
@@ -95,7 +97,7 @@ describe('trash purge', () => {
     await trashAt(c, idsC.slice(0, 1), T - 13 * DAY);
     assert.equal(await used(a, 'records.max'), 10);
 
-    const report = await purgeExpiredTrash(db, new Date(T));
+    const report = await purgeExpiredTrash(db, new Date(T), { hooks });
     assert.deepEqual(report.failures, []);
     assert.ok(report.records >= 7, JSON.stringify(report)); // other tests' accounts may add theirs
 
@@ -115,15 +117,15 @@ describe('trash purge', () => {
 
     // The boundary: exactly 14 days after trashing is not yet expired; a millisecond later it is.
     const trashedAt = edge;
-    const atEdge = await purgeExpiredTrash(db, trashedAt + 14 * DAY);
+    const atEdge = await purgeExpiredTrash(db, trashedAt + 14 * DAY, { hooks });
     assert.equal(await recordStatus(a, ids[3]!), 410, JSON.stringify(atEdge));
-    await purgeExpiredTrash(db, trashedAt + 14 * DAY + 1);
+    await purgeExpiredTrash(db, trashedAt + 14 * DAY + 1, { hooks });
     assert.equal(await recordStatus(a, ids[3]!), 404);
     assert.equal(await recordStatus(a, ids[4]!), 410);
     assert.equal(await used(a, 'records.max'), 9);
 
     // Nothing left to do: a second run at the same time purges nothing of this account.
-    await purgeExpiredTrash(db, trashedAt + 14 * DAY + 1);
+    await purgeExpiredTrash(db, trashedAt + 14 * DAY + 1, { hooks });
     assert.equal(await count(a, 'records'), 9);
   });
 
@@ -133,7 +135,7 @@ describe('trash purge', () => {
     const T = Date.now();
     await trashAt(a, ids.slice(0, 1), T - 2 * DAY);
     await trashAt(a, ids.slice(1, 2), T - 12 * 3_600_000);
-    await purgeExpiredTrash(db, T, { recordsRetentionDays: 1 });
+    await purgeExpiredTrash(db, T, { hooks, recordsRetentionDays: 1 });
     assert.equal(await recordStatus(a, ids[0]!), 404);
     assert.equal(await recordStatus(a, ids[1]!), 410);
 
@@ -173,7 +175,7 @@ describe('trash purge', () => {
     assert.equal(await used(a, 'properties.maxPerEntity', expired), 2);
 
     // Small batches: the expired entity's 7 records take three transactions.
-    const report = await purgeExpiredTrash(db, T, { batchSize: 3 });
+    const report = await purgeExpiredTrash(db, T, { hooks, batchSize: 3 });
     assert.deepEqual(report.failures, []);
     assert.ok(report.entities >= 1 && report.records >= 7, JSON.stringify(report));
 
@@ -202,7 +204,7 @@ describe('trash purge', () => {
     expectStatus(await call(a, 'GET', `/properties/${pLive}`), 200);
 
     // A day later the second entity expires too, its records' slots come back.
-    await purgeExpiredTrash(db, T + 2 * DAY);
+    await purgeExpiredTrash(db, T + 2 * DAY, { hooks });
     expectStatus(await call(a, 'GET', `/entities/${recent}`), 404, 'NotFound');
     assert.equal(await count(a, 'records', recent), 0);
     assert.equal(await used(a, 'records.max'), 2);
@@ -220,12 +222,12 @@ describe('trash purge', () => {
       await t.services.quota.release(...args);
       if (args[2] !== 0) controller.abort();
     } };
-    await purgeExpiredTrash(db, Date.now(), { batchSize: 2, signal: controller.signal, quota });
+    await purgeExpiredTrash(db, Date.now(), { hooks, batchSize: 2, signal: controller.signal, quota });
     assert.equal(await count(a, 'records', entity), 3, 'the purge stopped between batches');
     expectStatus(await call(a, 'POST', `/entities/${entity}/restore`), 410, 'Gone');
     expectStatus(await call(a, 'GET', `/entities/${entity}`), 410, 'Gone');
     // The next run finishes the job.
-    await purgeExpiredTrash(db, Date.now());
+    await purgeExpiredTrash(db, Date.now(), { hooks });
     expectStatus(await call(a, 'GET', `/entities/${entity}`), 404, 'NotFound');
     assert.equal(await count(a, 'records', entity), 0);
   });
@@ -235,7 +237,7 @@ describe('trash purge', () => {
     const entity = await newEntity(a);
     const ids = await createRecords(a, entity, 25);
     await trashAt(a, ids.slice(0, 23), Date.now() - 15 * DAY);
-    await purgeExpiredTrash(db, Date.now(), { batchSize: 4 });
+    await purgeExpiredTrash(db, Date.now(), { hooks, batchSize: 4 });
     assert.equal(await count(a, 'records'), 2);
     assert.equal(await used(a, 'records.max'), 2);
   });
@@ -250,8 +252,8 @@ describe('trash purge', () => {
     await trashEntityAt(a, gone, Date.now() - 40 * DAY);
     assert.equal(await used(a, 'records.max'), 39);
     const reports = await Promise.all([
-      purgeExpiredTrash(db, Date.now(), { batchSize: 5 }),
-      purgeExpiredTrash(db, Date.now(), { batchSize: 5 }),
+      purgeExpiredTrash(db, Date.now(), { hooks, batchSize: 5 }),
+      purgeExpiredTrash(db, Date.now(), { hooks, batchSize: 5 }),
     ]);
     for (const r of reports) assert.deepEqual(r.failures, []);
     assert.equal(await count(a, 'records'), 6);
@@ -269,7 +271,7 @@ describe('trash purge', () => {
       info: (obj: object, msg: string) => logs.push({ level: 'info', obj, msg }),
       error: (obj: object, msg: string) => logs.push({ level: 'error', obj, msg }),
     };
-    const purger = startTrashPurger({ db, clock: Date.now, logger, recordsRetentionDays: 14, entitiesRetentionDays: 30, intervalMs: 20 });
+    const purger = startTrashPurger({ db, hooks, clock: Date.now, logger, recordsRetentionDays: 14, entitiesRetentionDays: 30, intervalMs: 20 });
     try {
       for (let i = 0; i < 200 && (await count(a, 'records')) > 0; i++) await new Promise((r) => setTimeout(r, 25));
       assert.equal(await count(a, 'records'), 0);
@@ -281,7 +283,7 @@ describe('trash purge', () => {
 
     // A failing purge is logged, not thrown; runNow never rejects.
     const broken = { selectFrom: () => { throw new Error('database is on fire'); } } as unknown as Kysely<DB>;
-    const failing = startTrashPurger({ db: broken, clock: Date.now, logger, recordsRetentionDays: 14, entitiesRetentionDays: 30 });
+    const failing = startTrashPurger({ db: broken, hooks, clock: Date.now, logger, recordsRetentionDays: 14, entitiesRetentionDays: 30 });
     const [first, second] = [failing.runNow(), failing.runNow()];
     assert.equal(first, second, 'a run in progress is joined, not overlapped');
     await first;

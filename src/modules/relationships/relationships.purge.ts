@@ -21,14 +21,16 @@ export async function purgeLinksOfRecords(tx: TenantDb, quota: QuotaService, rec
 /**
  * Deletes the relationship types of an entity being purged (its records, and with them every link
  * of those types, are already gone). A type counts against its source entity: slots held on the
- * purged entity go with its quota rows, slots held on another entity are released here.
+ * purged entity go with its quota rows, slots held on another entity are released here. Returns
+ * the IDs of the types deleted.
  */
-export async function purgeTypesOfEntity(tx: TenantDb, quota: QuotaService, entityId: string): Promise<void> {
+export async function purgeTypesOfEntity(tx: TenantDb, quota: QuotaService, entityId: string): Promise<string[]> {
   const removed = await tx.deleteFrom('relationship_types')
     .where((eb) => eb.or([eb('source_entity_id', '=', entityId), eb('target_entity_id', '=', entityId)]))
-    .returning('source_entity_id')
+    .returning(['relationship_type_id', 'source_entity_id'])
     .execute();
   for (const { source_entity_id: source } of removed) {
     if (source !== entityId) await quota.release(tx, 'relationshipTypes.maxPerEntity', 1, source);
   }
+  return removed.map((row) => row.relationship_type_id);
 }

@@ -150,30 +150,19 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
   /**
    * What a read selects: the stored members of an active CACHED segment (a set to page through,
    * or its filter), else the rules compiled. Rules that no longer fit (a property or relationship
-   * type gone) match nothing, CACHED or not: members stored before a relationship type was purged
-   * with its entity are not served.
+   * type gone) match nothing: a REALTIME segment compiles to `false`, and every change that makes
+   * a CACHED segment's rules unfit rebuilds it, emptying it (property changes, type deletes, the
+   * retention purge of a type's entity).
    */
   async function selectionOf(tenant: TenantDb, row: repo.SegmentRow): Promise<{ set: PageSet } | { where: RawBuilder<SqlBool> }> {
-    if (servesStoredMembers(row)) return { set: repo.memberSet(tenant, row) };
-    const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions);
-    if (!where) return { where: sql<SqlBool>`false` };
-    return isMaintained(row) ? { set: repo.memberSet(tenant, row) } : { where };
+    if (isMaintained(row)) return { set: repo.memberSet(tenant, row) };
+    return { where: (await evaluation.conditionsSql(tenant, row.entity_id, row.conditions)) ?? sql<SqlBool>`false` };
   }
 
   /** The records filter of a segment (GET /records?segmentId=, selectors). */
   async function filterOf(tenant: TenantDb, row: repo.SegmentRow): Promise<RawBuilder<SqlBool>> {
     const selection = await selectionOf(tenant, row);
     return 'set' in selection ? selection.set.filter : selection.where;
-  }
-
-  /**
-   * Stored members can be served without re-checking the rules when nothing but a rebuild can
-   * make them unfit: without relationship conditions, every property change that could rebuilds
-   * the segment (emptying it when the rules no longer fit). A relationship type purged with its
-   * entity rebuilds nothing, so segments naming types are re-checked on read.
-   */
-  function servesStoredMembers(row: repo.SegmentRow): boolean {
-    return isMaintained(row) && row.depends_on_types.length === 0;
   }
 
   return {
@@ -290,10 +279,9 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
 
     async count(tenant, caller, segmentId) {
       const row = await load(tenant, caller, segmentId);
-      if (servesStoredMembers(row)) return row.member_count;
+      if (isMaintained(row)) return row.member_count;
       const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions);
-      if (!where) return 0;
-      return isMaintained(row) ? row.member_count : evaluation.countWhere(tenant, row.entity_id, where);
+      return where ? evaluation.countWhere(tenant, row.entity_id, where) : 0;
     },
 
     async preview(tenant, caller, input) {

@@ -23,7 +23,8 @@ import { purgeLinksOfRecords, purgeTypesOfEntity } from '../relationships/relati
  * - Expired entities: under the entity's row lock (FOR NO KEY UPDATE, which a restore waits for),
  *   re-checked as still trashed and expired, its records (live or trashed: all hold
  *   `records.max` slots) are deleted batch by batch releasing `records.max`; the batch that finds
- *   no more records also deletes the entity's properties, its relationship types, the entity, its entity-scoped
+ *   no more records also deletes the entity's properties, its relationship types (telling the
+ *   segments naming them: PurgeHooks), the entity, its entity-scoped
  *   quota_usage rows (properties.maxPerEntity and the other *.maxPerEntity counters) and releases
  *   one `entities.max` slot.
  * - Safe to run from several server processes at once: a row is deleted (and its slot released)
@@ -35,7 +36,18 @@ import { purgeLinksOfRecords, purgeTypesOfEntity } from '../relationships/relati
  * short transactions. So the first of them marks the entity (`purge_started_at`), and from then
  * on the entity restore answers 410: an entity never comes back with part of its records.
  */
+/** What other modules must do in the transaction that purges something they keep state about. */
+export interface PurgeHooks {
+  /**
+   * A relationship type was deleted with its entity: CACHED segments of other entities naming it
+   * are rebuilt (their rules no longer fit, so they are emptied, each member recording an exit).
+   */
+  typeRemoved(tx: TenantDb, typeId: string): Promise<void>;
+}
+
 export interface PurgeOptions {
+  /** Required: a purge without them would leave other modules' state about the purged rows behind. */
+  hooks: PurgeHooks;
   recordsRetentionDays?: number;
   entitiesRetentionDays?: number;
   /** Records deleted per transaction. */
@@ -66,7 +78,7 @@ interface Cutoffs {
   entities: Date;
 }
 
-export async function purgeExpiredTrash(db: Kysely<DB>, now: Date | number, options: PurgeOptions = {}): Promise<PurgeReport> {
+export async function purgeExpiredTrash(db: Kysely<DB>, now: Date | number, options: PurgeOptions): Promise<PurgeReport> {
   const at = typeof now === 'number' ? now : now.getTime();
   const cutoffs: Cutoffs = {
     records: new Date(at - (options.recordsRetentionDays ?? DEFAULT_RECORDS_RETENTION_DAYS) * DAY_MS),
@@ -83,7 +95,7 @@ export async function purgeExpiredTrash(db: Kysely<DB>, now: Date | number, opti
     for (const accountId of accounts) {
       if (options.signal?.aborted) return report;
       try {
-        const done = await purgeAccount(tenantDb(db, accountId), cutoffs, batch, quota, options.signal);
+        const done = await purgeAccount(tenantDb(db, accountId), cutoffs, batch, quota, options.hooks, options.signal);
         report.records += done.records;
         report.entities += done.entities;
         if (done.records || done.entities) report.accounts++;
@@ -112,7 +124,7 @@ async function accountsWithExpiredTrash(db: Kysely<DB>, cutoffs: Cutoffs, after:
   return rows.map((row) => row.account_id);
 }
 
-async function purgeAccount(tenant: TenantDb, cutoffs: Cutoffs, batch: number, quota: QuotaService, signal: AbortSignal | undefined) {
+async function purgeAccount(tenant: TenantDb, cutoffs: Cutoffs, batch: number, quota: QuotaService, hooks: PurgeHooks, signal: AbortSignal | undefined) {
   let records = 0;
   let entities = 0;
 
@@ -136,7 +148,7 @@ async function purgeAccount(tenant: TenantDb, cutoffs: Cutoffs, batch: number, q
       .orderBy('entity_id').limit(ENTITY_PAGE).execute();
     for (const { entity_id: entityId } of page) {
       if (signal?.aborted) break;
-      const done = await purgeEntity(tenant, entityId, cutoffs, batch, quota, signal);
+      const done = await purgeEntity(tenant, entityId, cutoffs, batch, quota, hooks, signal);
       records += done.records;
       if (done.purged) entities++;
     }
@@ -146,7 +158,7 @@ async function purgeAccount(tenant: TenantDb, cutoffs: Cutoffs, batch: number, q
   return { records, entities };
 }
 
-async function purgeEntity(tenant: TenantDb, entityId: string, cutoffs: Cutoffs, batch: number, quota: QuotaService, signal: AbortSignal | undefined) {
+async function purgeEntity(tenant: TenantDb, entityId: string, cutoffs: Cutoffs, batch: number, quota: QuotaService, hooks: PurgeHooks, signal: AbortSignal | undefined) {
   let records = 0;
   for (;;) {
     const step = await tenant.transaction(async (tx) => {
@@ -166,10 +178,12 @@ async function purgeEntity(tenant: TenantDb, entityId: string, cutoffs: Cutoffs,
 
       // No records left: the entity's properties, its per-entity counters and the entity itself.
       await tx.deleteFrom('properties').where('entity_id', '=', entityId).execute();
-      await purgeTypesOfEntity(tx, quota, entityId);
+      const typeIds = await purgeTypesOfEntity(tx, quota, entityId);
       await tx.deleteFrom('quota_usage').where('scope', '=', entityId).execute();
       await tx.deleteFrom('entities').where('entity_id', '=', entityId).execute();
       await quota.release(tx, 'entities.max', 1);
+      // After the entity (its own segments go with it): only other entities' segments are left to rebuild.
+      for (const typeId of typeIds) await hooks.typeRemoved(tx, typeId);
       return { records: n, purged: true, more: false };
     });
     records += step.records;
@@ -212,6 +226,7 @@ async function deleteRecordsWhere(tx: TenantDb, quota: QuotaService, where: RawB
 
 export interface TrashPurgerOptions {
   db: Kysely<DB>;
+  hooks: PurgeHooks;
   clock: Clock;
   logger: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
   recordsRetentionDays: number;
@@ -234,6 +249,7 @@ export function startTrashPurger(options: TrashPurgerOptions): TrashPurger {
   const { db, clock, logger } = options;
   return startPeriodic(options.intervalMs ?? PURGE_INTERVAL_MS, (signal) =>
     purgeExpiredTrash(db, clock(), {
+      hooks: options.hooks,
       recordsRetentionDays: options.recordsRetentionDays,
       entitiesRetentionDays: options.entitiesRetentionDays,
       signal,
