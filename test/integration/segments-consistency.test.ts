@@ -5,6 +5,9 @@ import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts'
 import { uniq } from '../helpers/assertions.ts';
 import { evaluateSegment, type Group, type OracleEntity, type OracleProperty, type OracleType, type OracleWorld } from '../helpers/segment-oracle.ts';
 
+const SEED = Number(process.env.SEGMENTS_PBT_SEED ?? 20260423);
+const RUNS = Number(process.env.SEGMENTS_PBT_RUNS ?? 3);
+
 /**
  * CACHED segments are never stale (API.md §7, docs/segments.md). Random sequences of writes, and
  * after EVERY write, for every segment:
@@ -32,6 +35,7 @@ import { evaluateSegment, type Group, type OracleEntity, type OracleProperty, ty
  * deleted, bulk-linked or bulk-matched), and the segment version in the compiled-rules key.
  *
  * Record picks index the model's lists in creation order, so the fixed seed replays the same writes.
+ * SEGMENTS_PBT_SEED and SEGMENTS_PBT_RUNS explore other sequences (CI keeps the fixed ones).
  * A failure stops at the first failing sequence (endOnFailure): at ~0.3 s per step, shrinking would
  * take minutes, and the message already names the step and the whole history before it.
  */
@@ -564,6 +568,6 @@ describe('CACHED segments equal the realtime and an independent evaluation after
         session.history.push(JSON.stringify(op));
         if (!(await session.run(op))) session.history[session.history.length - 1] += ' (nothing to do)';
       }
-    }), { seed: 20260423, numRuns: 3, endOnFailure: true });
+    }), { seed: SEED, numRuns: RUNS, endOnFailure: true });
   });
 });

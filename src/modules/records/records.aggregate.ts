@@ -9,6 +9,7 @@ import type { Caller } from '../api-keys/api-keys.service.ts';
 import type { EntitiesService } from '../entities/entities.service.ts';
 import type { PropertiesService, RecordField } from '../properties/properties.service.ts';
 import type { RelationshipFieldsLoader } from '../relationships/relationship-fields.ts';
+import { FULL_SCAN_SETTINGS } from './records.repository.ts';
 
 /**
  * Aggregates over an entity's live records (API.md §10, POST /records/aggregate): count, sum,
@@ -300,9 +301,13 @@ export function createRecordAggregates(deps: RecordAggregatesDeps): RecordAggreg
     return propertyId;
   }
 
+  /** An aggregate reads every matching record: with FULL_SCAN_SETTINGS (JIT off). */
   async function run<R>(tenant: TenantDb, statement: RawBuilder<R>): Promise<R[]> {
     try {
-      return (await tenant.executeRaw(statement)).rows;
+      return await tenant.transaction(async (tx) => {
+        await tx.executeRaw(FULL_SCAN_SETTINGS);
+        return (await tx.executeRaw(statement)).rows;
+      });
     } catch (error) {
       // A zone ICU knows but the database's tz data does not.
       if (error instanceof Error && /time zone .* not recognized/i.test(error.message)) throw invalid('timeZone', 'not known to the database');
