@@ -151,8 +151,8 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
    * What a read selects: the stored members of an active CACHED segment (a set to page through,
    * or its filter), else the rules compiled. Rules that no longer fit (a property or relationship
    * type gone) match nothing: a REALTIME segment compiles to `false`, and every change that makes
-   * a CACHED segment's rules unfit rebuilds it, emptying it (property changes, type deletes, the
-   * retention purge of a type's entity).
+   * a CACHED segment's rules unfit rebuilds it, emptying it (property changes, type deletes, a
+   * related entity trashed, the retention purge of a type's entity).
    */
   async function selectionOf(tenant: TenantDb, row: repo.SegmentRow): Promise<{ set: PageSet } | { where: RawBuilder<SqlBool> }> {
     if (isMaintained(row)) return { set: repo.memberSet(tenant, row) };
