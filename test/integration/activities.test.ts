@@ -296,12 +296,12 @@ describe('activities (API.md §9)', () => {
 
     const rows = (id: string) => systemDb(t.database.db).selectFrom('activities').select('activity_id').where('account_id', '=', account.accountId).where('activity_id', '=', id).execute();
     await ok('DELETE', `/records/${r}`);
-    const report = await purgeExpiredTrash(t.database.db, Date.now() + 15 * 86_400_000, { hooks: t.services.segments });
+    const report = await purgeExpiredTrash(t.database.db, Date.now() + 15 * 86_400_000, { hooks: t.services.segments, accountIds: [account.accountId] });
     assert.deepEqual(report.failures, []);
     assert.equal((await rows(a.activityId)).length, 0, 'purged with its record');
     assert.equal((await rows(cal.activityId)).length, 1);
     await ok('DELETE', `/entities/${e}`);
-    const report2 = await purgeExpiredTrash(t.database.db, Date.now() + 31 * 86_400_000, { hooks: t.services.segments });
+    const report2 = await purgeExpiredTrash(t.database.db, Date.now() + 31 * 86_400_000, { hooks: t.services.segments, accountIds: [account.accountId] });
     assert.deepEqual(report2.failures, []);
     assert.equal((await rows(cal.activityId)).length, 0, 'a calendar item goes with its purged entity');
   });

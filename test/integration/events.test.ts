@@ -209,7 +209,7 @@ describe('events (API.md §9)', () => {
     assert.equal(await count(), 2);
 
     await ok('DELETE', `/records/${r}`);
-    const report = await purgeExpiredTrash(t.database.db, Date.now() + 15 * 86_400_000, { hooks: t.services.segments });
+    const report = await purgeExpiredTrash(t.database.db, Date.now() + 15 * 86_400_000, { hooks: t.services.segments, accountIds: [account.accountId] });
     assert.deepEqual(report.failures, []);
     assert.equal((await rowsOf(r)).length, 0, 'purged with the record');
     assert.equal((await rowsOf(keep)).length, 1);

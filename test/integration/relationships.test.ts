@@ -384,7 +384,7 @@ describe('relationship types and relationships (API.md §8)', () => {
       assert.equal((await ok('GET', `/relationships/type/${type}`)).length, 2);
 
       await ok('DELETE', `/records/${s1}`);
-      const report = await purgeExpiredTrash(t.database.db, Date.now() + 15 * 86_400_000, { hooks: t.services.segments });
+      const report = await purgeExpiredTrash(t.database.db, Date.now() + 15 * 86_400_000, { hooks: t.services.segments, accountIds: [account.accountId] });
       assert.deepEqual(report.failures, []);
       assert.equal(await used('relationships.max'), start - 3);
       assert.deepEqual((await ok('GET', `/relationships/type/${type}`)).map((l: any) => [l.sourceRecordId, l.targetRecordId]), [[s2, t2]]);
@@ -402,7 +402,7 @@ describe('relationship types and relationships (API.md §8)', () => {
       const [s, tg] = [(await as('POST', '/records', { entityId: keep })).json().recordId, (await as('POST', '/records', { entityId: doomed })).json().recordId];
       assert.equal((await as('POST', '/relationships', { relationshipTypeId: type, sourceEntityId: keep, sourceRecordId: s, targetEntityId: doomed, targetRecordId: tg })).statusCode, 201);
       assert.equal((await as('DELETE', `/entities/${doomed}`)).statusCode, 200);
-      const report = await purgeExpiredTrash(t.database.db, Date.now() + 31 * 86_400_000, { hooks: t.services.segments });
+      const report = await purgeExpiredTrash(t.database.db, Date.now() + 31 * 86_400_000, { hooks: t.services.segments, accountIds: [other.accountId] });
       assert.deepEqual(report.failures, []);
       expectError(await as('GET', `/relationships/types/${type}`), 404, 'NotFound');
       const usage = (await as('GET', '/usage')).json().limits;

@@ -440,7 +440,7 @@ describe('segments', () => {
     const events = (await ok(a, 'GET', `/segments/${segment.segmentId}/events?limit=100`)).data as { eventType: string; recordId: string }[];
     assert.deepEqual(events.map((e) => [e.eventType, e.recordId]), [['segment.entered', deal], ['segment.exited', deal]]);
 
-    const report = await purgeExpiredTrash(t.database.db, Date.now() + 31 * 86_400_000, { hooks: t.services.segments });
+    const report = await purgeExpiredTrash(t.database.db, Date.now() + 31 * 86_400_000, { hooks: t.services.segments, accountIds: [a.accountId] });
     assert.deepEqual(report.failures, []);
     expectError(await call(a, 'GET', `/relationships/types/${type.relationshipTypeId}`), 404, 'NotFound');
     await emptyAndInvalid('type purged with its entity');

@@ -129,6 +129,18 @@ describe('trash purge', () => {
     assert.equal(await count(a, 'records'), 9);
   });
 
+  test('accountIds limits a purge to those accounts', async () => {
+    const [a, b] = [await t.newAccount(), await t.newAccount()];
+    const [inA, inB] = [await createRecords(a, await newEntity(a), 1), await createRecords(b, await newEntity(b), 1)];
+    await trashAt(a, inA, Date.now() - 15 * DAY);
+    await trashAt(b, inB, Date.now() - 15 * DAY);
+    const report = await purgeExpiredTrash(db, Date.now(), { hooks, accountIds: [b.accountId] });
+    assert.deepEqual([report.accounts, report.records], [1, 1]);
+    assert.equal(await recordStatus(a, inA[0]!), 410, 'another account\'s trash is left alone');
+    assert.equal(await recordStatus(b, inB[0]!), 404);
+    assert.deepEqual(await purgeExpiredTrash(db, Date.now(), { hooks, accountIds: [] }), { accounts: 0, records: 0, entities: 0, failures: [] });
+  });
+
   test('retention is configurable, and read from RECORDS_TRASH_RETENTION_DAYS / ENTITIES_TRASH_RETENTION_DAYS', async () => {
     const a = await t.newAccount();
     const ids = await createRecords(a, await newEntity(a), 2);

@@ -48,6 +48,12 @@ export interface PurgeHooks {
 export interface PurgeOptions {
   /** Required: a purge without them would leave other modules' state about the purged rows behind. */
   hooks: PurgeHooks;
+  /**
+   * Only these accounts (default: every account with expired trash). Tests that move `now` weeks
+   * ahead pass their own, so that they never purge what other test files, sharing the database,
+   * have just put in the trash.
+   */
+  accountIds?: readonly string[];
   recordsRetentionDays?: number;
   entitiesRetentionDays?: number;
   /** Records deleted per transaction. */
@@ -91,7 +97,7 @@ export async function purgeExpiredTrash(db: Kysely<DB>, now: Date | number, opti
 
   let after = '';
   for (;;) {
-    const accounts = await accountsWithExpiredTrash(systemDb(db), cutoffs, after);
+    const accounts = await accountsWithExpiredTrash(systemDb(db), cutoffs, after, options.accountIds);
     for (const accountId of accounts) {
       if (options.signal?.aborted) return report;
       try {
@@ -109,9 +115,11 @@ export async function purgeExpiredTrash(db: Kysely<DB>, now: Date | number, opti
 }
 
 /** The next page of accounts (by ID) with expired trash: the purge's one cross-tenant read. */
-async function accountsWithExpiredTrash(db: Kysely<DB>, cutoffs: Cutoffs, after: string): Promise<string[]> {
-  const rows = await db.selectFrom('accounts')
-    .select('accounts.account_id')
+async function accountsWithExpiredTrash(db: Kysely<DB>, cutoffs: Cutoffs, after: string, only: readonly string[] | undefined): Promise<string[]> {
+  if (only?.length === 0) return [];
+  let query = db.selectFrom('accounts').select('accounts.account_id');
+  if (only) query = query.where('accounts.account_id', 'in', [...only]);
+  const rows = await query
     .where('accounts.account_id', '>', after)
     .where(sql<SqlBool>`(
       EXISTS (SELECT 1 FROM records r
