@@ -10,6 +10,8 @@ const NONCE_SWEEP_MS = 60_000;
 /** Expired Idempotency-Keys (older than 24 h) are deleted this often. */
 const IDEMPOTENCY_SWEEP_MS = 10 * 60_000;
 const JOBS_SWEEP_MS = 10 * 60_000;
+/** Sort indexes of deleted properties cost every record write until dropped. */
+const SORT_INDEX_SWEEP_MS = 60 * 60_000;
 
 /** Prints the first account's credentials once, on a brand-new database. */
 export async function bootstrapIfEmpty(runtime: Runtime): Promise<void> {
@@ -80,6 +82,12 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     runtime.services.files.sweepExpired().catch((error) => logger.warn({ err: error }, 'file sweep failed'));
   }, JOBS_SWEEP_MS);
   jobsSweeper.unref();
+  const sortIndexSweeper = setInterval(() => {
+    runtime.services.propertyIndexes.sweepOrphans()
+      .then((dropped) => { if (dropped.length > 0) logger.info({ dropped }, 'dropped the sort indexes of deleted properties'); })
+      .catch((error: unknown) => logger.warn({ err: error }, 'sort index sweep failed'));
+  }, SORT_INDEX_SWEEP_MS);
+  sortIndexSweeper.unref();
   const worker = runtime.services.jobs.startWorker({
     concurrency: config.jobsConcurrency,
     onError: (error, context) => logger.warn({ err: error, ...context }, 'background job trouble'),
@@ -105,6 +113,7 @@ export async function serve(runtime: Runtime): Promise<FastifyInstance> {
     clearInterval(sweeper);
     clearInterval(idempotencySweeper);
     clearInterval(jobsSweeper);
+    clearInterval(sortIndexSweeper);
     const force = setTimeout(() => {
       logger.error('shutdown timed out; exiting');
       process.exit(1);

@@ -116,6 +116,28 @@ describe('records: property sort indexes and probed pages', () => {
     }
   });
 
+  test('the sort indexes of a deleted property are swept; a live property\'s stay', async () => {
+    const doomed = (await t.call(account, 'POST', `${V1}/properties`, { entityId, name: uniq('doomed'), fieldType: 'NUMBER' })).json().propertyId as string;
+    await walk(`&sortField=${doomed}`, 200);
+    await walk(`&sortField=${p.score}`, 200);
+    await t.services.propertyIndexes.idle();
+    assert.ok(t.services.propertyIndexes.ready(doomed) && t.services.propertyIndexes.ready(p.score!));
+    const present = async (propertyId: string) => (await sql<{ name: string }>`
+      SELECT c.relname AS name FROM pg_class c WHERE c.relname IN (${sortIndexName(propertyId)}, ${nullIndexName(propertyId)})`
+      .execute(t.database.db)).rows.length;
+    assert.equal(await present(doomed), 2);
+
+    // On PostgreSQL other test files share the database: the sweep may drop their orphans too.
+    const ours = [sortIndexName(doomed), nullIndexName(doomed), sortIndexName(p.score!), nullIndexName(p.score!)];
+    assert.deepEqual((await t.services.propertyIndexes.sweepOrphans()).filter((name) => ours.includes(name)), [], 'nothing of ours while the properties live');
+    assert.equal((await t.call(account, 'DELETE', `${V1}/properties/${doomed}`)).statusCode, 200);
+    const dropped = await t.services.propertyIndexes.sweepOrphans();
+    assert.deepEqual(dropped.filter((name) => ours.includes(name)).sort(), [nullIndexName(doomed), sortIndexName(doomed)].sort());
+    assert.equal(await present(doomed), 0);
+    assert.equal(await present(p.score!), 2);
+    assert.ok(!t.services.propertyIndexes.ready(doomed));
+  });
+
   test('a tampered property cursor is a 400, not a database error', async () => {
     const bad = Buffer.from(JSON.stringify([p.joined, '{not json', 'CRMRC1000000000000000AAAAAAAAAAA'])).toString('base64url');
     const res = await t.call(account, 'GET', `${V1}/records?entityId=${entityId}&sortField=${p.joined}&startKey=${bad}`);

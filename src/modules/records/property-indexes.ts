@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../../db/schema.ts';
-import { tenantDb } from '../../db/tenant.ts';
+import { systemDb, tenantDb } from '../../db/tenant.ts';
 
 /**
  * Sort indexes per property, built on demand (docs/design/storage.md, "Property sort indexes").
@@ -27,6 +27,10 @@ import { tenantDb } from '../../db/tenant.ts';
  *   lock so two nodes never race on the same index; a failed concurrent build leaves an invalid
  *   index, which the next attempt drops and rebuilds. PGlite (one connection) builds them inline.
  * - Until an index is valid, sorts by the property still answer correctly, only slower.
+ * - A deleted property (there is no undelete) or one purged with its entity leaves its two
+ *   indexes behind, and every write to records would still evaluate their predicates and, for
+ *   the values the records keep, maintain their entries: `sweepOrphans` drops them (the server
+ *   runs it hourly, docs/design/storage.md).
  */
 export interface PropertyIndexes {
   /** A list/search sorted by this property: make sure its indexes exist (returns at once). */
@@ -35,6 +39,8 @@ export interface PropertyIndexes {
   ready(propertyId: string): boolean;
   /** Resolves when no build is queued or running (tests, shutdown). */
   idle(): Promise<void>;
+  /** Drops the sort indexes of properties that are deleted or gone; returns the names dropped. */
+  sweepOrphans(): Promise<string[]>;
 }
 
 export interface PropertyIndexesOptions {
@@ -130,6 +136,49 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
     known.set(job.propertyId, (await validIndexes(names)) === names.length ? 'ready' : Date.now() + recheckMs);
   }
 
+  /**
+   * Orphans: sort indexes on records whose property is deleted or no longer exists. The one read
+   * across accounts here is of index names and property IDs (a sweep, like the trash purge's).
+   */
+  async function orphanIndexes(): Promise<{ name: string; propertyId: string }[]> {
+    const indexes = (await sql<{ name: string }>`
+      SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = 'records'::regclass`.execute(db)).rows
+      .filter(({ name }) => name.startsWith('records_s_') || name.startsWith('records_n_'))
+      .map(({ name }) => ({ name, propertyId: name.slice('records_s_'.length) }))
+      .filter(({ propertyId }) => PROPERTY_ID.test(propertyId));
+    if (indexes.length === 0) return [];
+    const live = new Set((await systemDb(db).selectFrom('properties').select('property_id')
+      .where('property_id', 'in', [...new Set(indexes.map((i) => i.propertyId))])
+      .where('is_deleted', '=', false).execute()).map((row) => row.property_id));
+    return indexes.filter(({ propertyId }) => !live.has(propertyId));
+  }
+
+  async function sweepOrphans(): Promise<string[]> {
+    const orphans = await orphanIndexes();
+    if (orphans.length === 0) return [];
+    if ((await engineOf()) === 'pglite') {
+      for (const { name } of orphans) await sql.raw(`DROP INDEX IF EXISTS "${name}"`).execute(db);
+    } else {
+      // Under the build lock, so that no node is building one of these names meanwhile; CONCURRENTLY: writes go on.
+      const dropped = await db.connection().execute(async (conn) => {
+        const [locked] = (await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${BUILD_LOCK}) AS ok`.execute(conn)).rows;
+        if (!locked?.ok) return false; // a build is running; the next sweep drops them
+        try {
+          await sql`SET statement_timeout = 0`.execute(conn);
+          for (const { name } of orphans) await sql.raw(`DROP INDEX CONCURRENTLY IF EXISTS "${name}"`).execute(conn);
+          return true;
+        } finally {
+          await sql`RESET statement_timeout`.execute(conn).catch(() => {});
+          await sql`SELECT pg_advisory_unlock(${BUILD_LOCK})`.execute(conn).catch(() => {});
+        }
+      });
+      if (!dropped) return [];
+    }
+    for (const { propertyId } of orphans) known.delete(propertyId);
+    return orphans.map(({ name }) => name);
+  }
+
   async function drain(): Promise<void> {
     for (let job = queue.shift(); job; job = queue.shift()) {
       try {
@@ -156,5 +205,6 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
     async idle() {
       while (running) await running;
     },
+    sweepOrphans,
   };
 }
