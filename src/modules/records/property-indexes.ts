@@ -105,6 +105,26 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
     return (result.rows[0]?.n ?? 0) >= minRecords;
   }
 
+  /**
+   * Runs `ddl` (CONCURRENTLY statements, which cannot run in a transaction) on one pooled
+   * connection holding the cluster-wide build lock, without a statement timeout; session settings
+   * are reset after. False, and nothing run, when another node holds the lock.
+   */
+  async function underBuildLock(ddl: (conn: Kysely<DB>) => Promise<void>): Promise<boolean> {
+    return db.connection().execute(async (conn) => {
+      const [locked] = (await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${BUILD_LOCK}) AS ok`.execute(conn)).rows;
+      if (!locked?.ok) return false;
+      try {
+        await sql`SET statement_timeout = 0`.execute(conn);
+        await ddl(conn);
+        return true;
+      } finally {
+        await sql`RESET statement_timeout`.execute(conn).catch(() => {});
+        await sql`SELECT pg_advisory_unlock(${BUILD_LOCK})`.execute(conn).catch(() => {});
+      }
+    });
+  }
+
   async function build(job: { accountId: string; entityId: string; propertyId: string }): Promise<void> {
     const ddl = propertyIndexDdl(job.entityId, job.propertyId, (await engineOf()) === 'postgres');
     const names = ddl.map((d) => d.name);
@@ -113,23 +133,15 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
     if ((await engineOf()) === 'pglite') {
       for (const d of ddl) await sql.raw(d.create).execute(db);
     } else {
-      // CONCURRENTLY cannot run in a transaction: one pooled connection, session settings reset after.
-      await db.connection().execute(async (conn) => {
-        const [locked] = (await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${BUILD_LOCK}) AS ok`.execute(conn)).rows;
-        if (!locked?.ok) return; // another node is building; asked again after recheckMs
-        try {
-          await sql`SET statement_timeout = 0`.execute(conn);
-          for (const d of ddl) {
-            // Under the lock nobody else is building: an invalid index is a failed build's leftover.
-            const [stale] = (await sql<{ n: number }>`
-              SELECT count(*)::int AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-              WHERE c.relname = ${d.name} AND NOT (i.indisvalid AND i.indisready)`.execute(conn)).rows;
-            if (stale?.n) await sql.raw(`DROP INDEX CONCURRENTLY IF EXISTS "${d.name}"`).execute(conn);
-            await sql.raw(d.create).execute(conn);
-          }
-        } finally {
-          await sql`RESET statement_timeout`.execute(conn).catch(() => {});
-          await sql`SELECT pg_advisory_unlock(${BUILD_LOCK})`.execute(conn).catch(() => {});
+      // When another node holds the lock it is building; this property is asked about again after recheckMs.
+      await underBuildLock(async (conn) => {
+        for (const d of ddl) {
+          // Under the lock nobody else is building: an invalid index is a failed build's leftover.
+          const [stale] = (await sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE c.relname = ${d.name} AND NOT (i.indisvalid AND i.indisready)`.execute(conn)).rows;
+          if (stale?.n) await sql.raw(`DROP INDEX CONCURRENTLY IF EXISTS "${d.name}"`).execute(conn);
+          await sql.raw(d.create).execute(conn);
         }
       });
     }
@@ -160,18 +172,10 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
     if ((await engineOf()) === 'pglite') {
       for (const { name } of orphans) await sql.raw(`DROP INDEX IF EXISTS "${name}"`).execute(db);
     } else {
-      // Under the build lock, so that no node is building one of these names meanwhile; CONCURRENTLY: writes go on.
-      const dropped = await db.connection().execute(async (conn) => {
-        const [locked] = (await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${BUILD_LOCK}) AS ok`.execute(conn)).rows;
-        if (!locked?.ok) return false; // a build is running; the next sweep drops them
-        try {
-          await sql`SET statement_timeout = 0`.execute(conn);
-          for (const { name } of orphans) await sql.raw(`DROP INDEX CONCURRENTLY IF EXISTS "${name}"`).execute(conn);
-          return true;
-        } finally {
-          await sql`RESET statement_timeout`.execute(conn).catch(() => {});
-          await sql`SELECT pg_advisory_unlock(${BUILD_LOCK})`.execute(conn).catch(() => {});
-        }
+      // Under the build lock, so that no node is building one of these names meanwhile; when a
+      // build holds it, the next sweep drops them.
+      const dropped = await underBuildLock(async (conn) => {
+        for (const { name } of orphans) await sql.raw(`DROP INDEX CONCURRENTLY IF EXISTS "${name}"`).execute(conn);
       });
       if (!dropped) return [];
     }
