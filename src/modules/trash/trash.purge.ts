@@ -36,15 +36,6 @@ import { purgeLinksOfRecords, purgeTypesOfEntity } from '../relationships/relati
  * short transactions. So the first of them marks the entity (`purge_started_at`), and from then
  * on the entity restore answers 410: an entity never comes back with part of its records.
  */
-/** What other modules must do in the transaction that purges something they keep state about. */
-export interface PurgeHooks {
-  /**
-   * A relationship type was deleted with its entity: CACHED segments of other entities naming it
-   * are rebuilt (their rules no longer fit, so they are emptied, each member recording an exit).
-   */
-  typeRemoved(tx: TenantDb, typeId: string): Promise<void>;
-}
-
 export interface PurgeOptions {
   /** Required: a purge without them would leave other modules' state about the purged rows behind. */
   hooks: PurgeHooks;
@@ -61,6 +52,15 @@ export interface PurgeOptions {
   /** Stops between transactions when aborted (server shutdown). */
   signal?: AbortSignal;
   quota?: QuotaService;
+}
+
+/** What other modules must do in the transaction that purges something they keep state about. */
+export interface PurgeHooks {
+  /**
+   * A relationship type was deleted with its entity: CACHED segments of other entities naming it
+   * are rebuilt (their rules no longer fit, so they are emptied, each member recording an exit).
+   */
+  typeRemoved(tx: TenantDb, typeId: string): Promise<void>;
 }
 
 export interface PurgeReport {
