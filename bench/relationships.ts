@@ -216,6 +216,22 @@ export async function relationshipsBench(target: Target): Promise<Summary[]> {
     const rare = Math.max(3, Math.round(dealsOf[top]! * 0.2 * 0.05));
     await search(`advanced: ≥${rare} related deals in NEGOTIATION (rare)`, { operator: 'countGte', value: rare, where: inStage }, (c) => negotiating[c]! >= rare);
 
+    // Whole-entity evaluation: a REALTIME segment's exact count over every company.
+    const counted: [string, object, (c: number) => boolean][] = [
+      ['≥3 related deals in NEGOTIATION', { operator: 'countGte', value: 3, where: inStage }, (c) => negotiating[c]! >= 3],
+      [`≥${rare} related deals in NEGOTIATION (rare)`, { operator: 'countGte', value: rare, where: inStage }, (c) => negotiating[c]! >= rare],
+      ['notExists (no deals)', { operator: 'notExists' }, (c) => dealsOf[c] === 0],
+      ['countLte 3 (≤3 deals)', { operator: 'countLte', value: 3 }, (c) => dealsOf[c]! <= 3],
+    ];
+    for (const [label, condition, want] of counted) {
+      const segment = await ok(client, 'POST', '/segments', { entityId: companies, name: label, conditions: { operator: 'AND', conditions: [{ field: `relationship.${dealOf}`, ...condition }] } });
+      const run = await sequential(Math.min(READS, 20), () => client.request('GET', `${V1}/segments/${segment.segmentId}/count`));
+      let matching = 0;
+      for (let c = 0; c < COMPANIES; c++) if (want(c)) matching++;
+      if (run.last.body.count !== matching) throw new Error(`count ${label}: expected ${matching}, got ${JSON.stringify(run.last.body)}`);
+      rows.push(summarize(`GET /segments/{id}/count REALTIME: ${label} (${matching.toLocaleString('en')} companies) ${tag}`, run.latencies, run.elapsedMs, 1));
+    }
+
     const topId = co.ids[top]!;
     const page = await sequential(READS, () => client.request('GET', `${V1}/records/${topId}/relationships`));
     if (page.last.body.groups.find((g: { relationshipTypeId: string }) => g.relationshipTypeId === dealOf)?.total !== dealsOf[top]) throw new Error(`record page total: ${JSON.stringify(page.last.body).slice(0, 300)}`);

@@ -2,7 +2,7 @@ import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import type { Catalog } from './validate.ts';
 import { fieldOf } from './validate.ts';
 import type { Condition, ConditionGroup, ResolvedField } from './types.ts';
-import { isRelationshipField, relationshipConditionSql } from './relationship-conditions.ts';
+import { isRelationshipField, relationshipConditionSql, relationshipSetSql } from './relationship-conditions.ts';
 
 /**
  * Validated condition tree → one parameterised SQL boolean over a records row.
@@ -20,7 +20,16 @@ export interface CompileOptions {
   alias?: string;
   /** Epoch ms that relative date operators count from. */
   now: number;
+  /**
+   * For a statement that evaluates the group on every record of the entity (counts, rebuilds,
+   * aggregates) in its WHERE clause, never in a select list or per record: relationship
+   * conditions reached through AND only become semi/anti-joins on the records that match them,
+   * computed once for the account (relationship-conditions.ts, relationshipSetSql).
+   */
+  wholeEntity?: { accountId: string };
 }
+
+type Resolved = Required<Omit<CompileOptions, 'wholeEntity'>> & Pick<CompileOptions, 'wholeEntity'>;
 
 const DAY_MS = 86_400_000;
 const SAFE_PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
@@ -105,9 +114,13 @@ function relativeRange(operator: Condition['operator'], days: number, now: numbe
   }
 }
 
-function conditionSql(condition: Condition, catalog: Catalog, options: Required<CompileOptions>): RawBuilder<SqlBool> {
+function conditionSql(condition: Condition, catalog: Catalog, options: Resolved, conjunct: boolean): RawBuilder<SqlBool> {
   if (isRelationshipField(condition.field)) {
-    return relationshipConditionSql(condition, catalog, options.alias, (where, related, alias) => compileConditionGroup(where, related, { alias, now: options.now }));
+    const compileWhere = (where: ConditionGroup, related: Catalog, alias: string) => compileConditionGroup(where, related, { alias, now: options.now });
+    // Inside an OR (or a NOT) a semi-join cannot be planned as one: the set form is for conjuncts.
+    return options.wholeEntity && conjunct
+      ? relationshipSetSql(condition, catalog, options.alias, options.wholeEntity.accountId, compileWhere)
+      : relationshipConditionSql(condition, catalog, options.alias, compileWhere);
   }
   const field = fieldOf(condition, catalog);
   const v = operand(field, options.alias);
@@ -157,9 +170,14 @@ function isGroup(node: Condition | ConditionGroup): node is ConditionGroup {
 
 /** Compiles a validated group (see validateConditionGroup) to a SQL boolean. */
 export function compileConditionGroup(group: ConditionGroup, catalog: Catalog, options: CompileOptions): RawBuilder<SqlBool> {
-  const resolved: Required<CompileOptions> = { alias: options.alias ?? 'records', now: options.now };
+  return groupSql(group, catalog, { alias: options.alias ?? 'records', now: options.now, wholeEntity: options.wholeEntity }, true);
+}
+
+/** `conjunct`: the group is reached from the root through AND groups only (the root is). */
+function groupSql(group: ConditionGroup, catalog: Catalog, resolved: Resolved, conjunct: boolean): RawBuilder<SqlBool> {
+  const inner = conjunct && (group.operator === 'AND' || group.conditions.length === 1);
   const parts = group.conditions.map((node) =>
-    isGroup(node) ? compileConditionGroup(node, catalog, resolved) : conditionSql(node, catalog, resolved));
+    isGroup(node) ? groupSql(node, catalog, resolved, inner) : conditionSql(node, catalog, resolved, inner));
   // An empty AND matches everything, an empty OR nothing (the identities of each operator).
   if (parts.length === 0) return group.operator === 'AND' ? sql<SqlBool>`TRUE` : sql<SqlBool>`FALSE`;
   return sql<SqlBool>`(${sql.join(parts, sql.raw(group.operator === 'AND' ? ' AND ' : ' OR '))})`;

@@ -295,11 +295,14 @@ describe('relationship conditions: compiler = evaluator', () => {
       for (const raw of trees) {
         const group = validateConditionGroup(raw, catalogA);
         const expected = outer.filter((r) => evaluateGroup(group, r.record, catalogA, NOW)).map((r) => r.id);
-        const rows = await db.selectFrom('records').select('record_id')
-          .where('account_id', '=', accountId).where('entity_id', '=', A).where('is_deleted', '=', false)
-          .where(compileConditionGroup(group, catalogA, { now: NOW }))
-          .orderBy('record_id').execute();
-        assert.deepEqual(rows.map((r: any) => r.record_id), expected, JSON.stringify(group));
+        // Both forms: per record (pages, probes, writes) and over the whole entity (counts, rebuilds).
+        for (const wholeEntity of [undefined, { accountId }]) {
+          const rows = await db.selectFrom('records').select('record_id')
+            .where('account_id', '=', accountId).where('entity_id', '=', A).where('is_deleted', '=', false)
+            .where(compileConditionGroup(group, catalogA, { now: NOW, wholeEntity }))
+            .orderBy('record_id').execute();
+          assert.deepEqual(rows.map((r: any) => r.record_id), expected, `${wholeEntity ? 'whole entity' : 'per record'}: ${JSON.stringify(group)}`);
+        }
       }
     }), { numRuns: 30 });
   });

@@ -32,10 +32,14 @@ describe('relationship conditions in advanced search and filters', () => {
   const inStage = (value: string) => ({ operator: 'AND', conditions: [{ field: `data.${stage}`, operator: 'eq', value }] });
   const search = (entityId: string, conditions: unknown[], creds: Credentials = account) =>
     t.call(creds, 'POST', `${V1}/records/search/advanced`, { entityId, conditionGroup: { operator: 'AND', conditions }, limit: 200 });
+  /** The names matching, from advanced search; a segment preview's count of the same must agree (its whole-entity form). */
   async function names(entityId: string, conditions: unknown[]): Promise<string[]> {
     const res = await search(entityId, conditions);
     assert.equal(res.statusCode, 200, res.body);
-    return res.json().data.map((r: { name: string }) => r.name).sort();
+    const found = res.json().data.map((r: { name: string }) => r.name).sort();
+    const preview = await ok('POST', '/segments/preview', { entityId, conditions: { operator: 'AND', conditions } });
+    assert.equal(preview.count, found.length, `preview count of ${JSON.stringify(conditions)}`);
+    return found;
   }
 
   before(async () => {

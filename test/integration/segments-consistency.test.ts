@@ -14,7 +14,8 @@ const RUNS = Number(process.env.SEGMENTS_PBT_RUNS ?? 3);
  *   stored CACHED members == its REALTIME twin's members == an independent evaluation
  * (test/helpers/segment-oracle.ts: the condition language in plain TypeScript over the records and
  * links read back through the API, sharing no code with the SQL compiler), and memberCount
- * (GET /segments/{id} and the list) == /count == the number of members. A segment whose rules no
+ * (GET /segments/{id} and the list) == /count == the REALTIME twin's /count (evaluated over the whole
+ * entity at once, relationship conditions as sets) == the number of members. A segment whose rules no
  * longer fit is invalid for the oracle and the API alike, and has no members and counts of 0.
  *
  * The world: deals (D) with a DROPDOWN `stage`, a NUMBER `score`, a `note` retyped between TEXT and
@@ -341,9 +342,10 @@ class Session {
       }
       const expected = evaluateSegment(snap.world, w.entity[slot.entity], JSON.parse(slot.sent));
       const members = expected.valid ? expected.members : [];
-      const [segment, cachedMembers, count, realtimeMembers] = await Promise.all([
+      const [segment, cachedMembers, count, realtimeMembers, realtimeCount] = await Promise.all([
         this.ok('GET', `/segments/${slot.cached}`), this.allPages(`/segments/${slot.cached}/records`),
         this.ok('GET', `/segments/${slot.cached}/count`), this.allPages(`/segments/${slot.realtime}/records`),
+        this.ok('GET', `/segments/${slot.realtime}/count`),
       ]);
       assert.equal(segment.isValid, expected.valid, `isValid (oracle: ${expected.valid || expected.reason}) of ${label}`);
       assert.equal(listed.get(slot.realtime).isValid, expected.valid, `REALTIME isValid of ${label}`);
@@ -352,6 +354,7 @@ class Session {
       assert.equal(segment.memberCount, members.length, `memberCount: ${label}`);
       assert.equal(listed.get(slot.cached).memberCount, members.length, `memberCount in the list: ${label}`);
       assert.deepEqual(count, { count: members.length }, `/count: ${label}`);
+      assert.deepEqual(realtimeCount, { count: members.length }, `REALTIME /count: ${label}`);
     }));
     this.snap = snap;
   }

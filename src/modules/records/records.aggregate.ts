@@ -347,7 +347,7 @@ export function createRecordAggregates(deps: RecordAggregatesDeps): RecordAggreg
         const used = conditionsOf(group).map((c) => c.field.replace(/^data\./, '')).find((id) => byId.get(id)?.isMasked);
         if (used) throw errors.forbidden(`Property ${used} is masked: filtering on it needs the ADMIN role.`);
       }
-      let where = compileConditionGroup(group, catalog, { now: clock() });
+      let where = compileConditionGroup(group, catalog, { now: clock(), wholeEntity: { accountId: tenant.accountId } });
       if (request.segmentId !== undefined) {
         where = sql<SqlBool>`(${where}) AND (${await deps.segmentFilter(tenant, caller, request.segmentId, request.entityId)})`;
       }

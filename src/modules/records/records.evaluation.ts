@@ -18,6 +18,9 @@ import * as repo from './records.repository.ts';
  * resolved with the account's view (no caller): a segment means the same records to everyone
  * who may read it; who may read it is checked by the caller's own request.
  */
+/** How a group is compiled: for any statement (per record), or for one over every record of the entity. */
+export type SqlForm = 'perRecord' | 'wholeEntity';
+
 export type Resolved = { valid: true; group: ConditionGroup; catalog: Catalog } | { valid: false; reason: string };
 
 /** An annotated condition tree: what each node evaluated to for one record (segment explain). */
@@ -28,8 +31,12 @@ export type ExplainedNode =
 export interface ConditionEvaluation {
   /** Validates a group for the entity: the group, or a 400 naming `path` (`conditions.…`). */
   checkConditions(tenant: TenantDb, entityId: string, conditions: unknown, path?: string): Promise<ConditionGroup>;
-  /** The group as SQL over `records`, or undefined when it no longer fits the entity. */
-  conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown): Promise<RawBuilder<SqlBool> | undefined>;
+  /**
+   * The group as SQL over `records`, or undefined when it no longer fits the entity. `form`
+   * 'wholeEntity' is for the WHERE of a statement over all the entity's records (a count):
+   * relationship conditions are then computed once as a set (compile.ts, wholeEntity).
+   */
+  conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown, form?: SqlForm): Promise<RawBuilder<SqlBool> | undefined>;
   /**
    * Each group as SQL over `records` (an invalid group as FALSE: it matches nothing), validated
    * against one catalog. `fields`: the entity's live properties when the caller already holds
@@ -109,16 +116,17 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
     return (await resolveAll(tenant, entityId, [conditions], path))[0]!;
   }
 
-  const compile = (group: ConditionGroup, catalog: Catalog) => compileConditionGroup(group, catalog, { now: clock() });
+  const compile = (group: ConditionGroup, catalog: Catalog, wholeEntityOf?: TenantDb) =>
+    compileConditionGroup(group, catalog, { now: clock(), ...(wholeEntityOf ? { wholeEntity: { accountId: wholeEntityOf.accountId } } : {}) });
 
   async function fieldsWithoutLock(tenant: TenantDb, entityId: string): Promise<RecordField[]> {
     return (await properties.liveInfo(tenant, entityId))
       .map((p) => ({ propertyId: p.propertyId, fieldType: p.fieldType, optionValues: p.optionValues, isMasked: false }));
   }
 
-  async function conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown) {
+  async function conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown, form: SqlForm = 'perRecord') {
     const resolved = await resolve(tenant, entityId, conditions);
-    return resolved.valid ? compile(resolved.group, resolved.catalog) : undefined;
+    return resolved.valid ? compile(resolved.group, resolved.catalog, form === 'wholeEntity' ? tenant : undefined) : undefined;
   }
 
   return {
@@ -145,7 +153,7 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
       // entity (a conversion rebuilds the entity's segments before it commits): no values lock is
       // needed, and taking one here could deadlock with a conversion of a linked entity.
       const [resolved] = await resolveAll(tenant, entityId, [conditions], 'conditions', await fieldsWithoutLock(tenant, entityId));
-      return resolved!.valid ? repo.matchingRecordIds(tenant, entityId, compile(resolved!.group, resolved!.catalog)) : undefined;
+      return resolved!.valid ? repo.matchingRecordIds(tenant, entityId, compile(resolved!.group, resolved!.catalog, tenant)) : undefined;
     },
 
     countWhere: repo.countRecords,

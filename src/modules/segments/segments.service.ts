@@ -280,17 +280,20 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
     async count(tenant, caller, segmentId) {
       const row = await load(tenant, caller, segmentId);
       if (isMaintained(row)) return row.member_count;
-      const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions);
+      const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions, 'wholeEntity');
       return where ? evaluation.countWhere(tenant, row.entity_id, where) : 0;
     },
 
     async preview(tenant, caller, input) {
       await entities.requireUsable(tenant, caller, input.entityId);
       await assertUnmaskedUse(tenant, caller, input.entityId, await evaluation.checkConditions(tenant, input.entityId, input.conditions));
-      const where = (await evaluation.conditionsSql(tenant, input.entityId, input.conditions))!;
+      const [where, whole] = await Promise.all([
+        evaluation.conditionsSql(tenant, input.entityId, input.conditions),
+        evaluation.conditionsSql(tenant, input.entityId, input.conditions, 'wholeEntity'),
+      ]);
       const [count, page] = await Promise.all([
-        evaluation.countWhere(tenant, input.entityId, where),
-        records.list(tenant, caller, { entityId: input.entityId, limit: PREVIEW_SAMPLE, sortField: 'dateCreated', sortDirection: 'desc' }, where),
+        evaluation.countWhere(tenant, input.entityId, whole!),
+        records.list(tenant, caller, { entityId: input.entityId, limit: PREVIEW_SAMPLE, sortField: 'dateCreated', sortDirection: 'desc' }, where!),
       ]);
       return { count, sample: page.data };
     },
