@@ -301,6 +301,24 @@ describe('record import (issue 7)', () => {
       assert.match(again.json().failed[0].errorMessage, /2 live records/);
     });
 
+    test('imports running at once that upsert the same new values create each record once', async () => {
+      const entity = await newEntity();
+      const email = await newProperty(entity, 'EMAIL', { name: 'email', key: 'email' });
+      const emails = Array.from({ length: SYNC_MAX }, (_, i) => `u${i}@race.example`); // the sync path: one transaction per file
+      // Four files with the same new values in different orders (locks taken in hash order: no deadlock).
+      const files = [0, 1, 2, 3].map((k) => {
+        const order = k % 2 === 0 ? emails : [...emails].reverse();
+        return `name,email\n${order.map((e, i) => `n${k}-${i},${e}`).join('\n')}\n`;
+      });
+      const results = await Promise.all(files.map((text) => upload('/records/import', { entityId: entity, upsertBy: email }, csv(text))));
+      for (const res of results) assert.equal(res.statusCode, 200, res.body);
+      assert.equal(results.reduce((n, res) => n + res.json().created, 0), emails.length);
+      assert.equal(results.reduce((n, res) => n + res.json().updated, 0), emails.length * 3);
+      const records = [...(await recordsOf(entity)).values()];
+      assert.equal(records.length, emails.length);
+      assert.deepEqual(records.map((r: any) => r.data[email]).sort(), [...emails].sort());
+    });
+
     test('upsertBy must be an identifying property mapped to a column', async () => {
       expectError(await upload('/records/import', { entityId, upsertBy: p.score! }, csv('이름,점수\na,1\n')), 400, 'ValidationError', 'NUMBER properties cannot identify');
       expectError(await upload('/records/import', { entityId, upsertBy: p.email! }, csv('이름\na\n')), 400, 'ValidationError', 'no column is mapped');

@@ -401,11 +401,15 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
     }
   }
 
-  /** Live records per upsert key, looked up LOOKUP_CHUNK keys per query. */
-  async function lookup(tenant: TenantDb, caller: Caller, plan: Plan, keys: readonly string[]): Promise<Map<string, string[]>> {
+  /**
+   * Live records per upsert key, looked up LOOKUP_CHUNK keys per query. A real write (`lock`)
+   * locks its keys in the batch's transaction first, so that another import's batch upserting one
+   * of them waits and then finds the record this one creates.
+   */
+  async function lookup(tenant: TenantDb, caller: Caller, plan: Plan, keys: readonly string[], lock: boolean): Promise<Map<string, string[]>> {
     const found = new Map<string, string[]>();
     for (let i = 0; i < keys.length; i += LOOKUP_CHUNK) {
-      for (const { recordId, value } of await records.findByValues(tenant, caller, plan.entityId, plan.upsertBy!.propertyId, keys.slice(i, i + LOOKUP_CHUNK))) {
+      for (const { recordId, value } of await records.findByValues(tenant, caller, plan.entityId, plan.upsertBy!.propertyId, keys.slice(i, i + LOOKUP_CHUNK), { lock })) {
         const key = String(value);
         found.set(key, [...(found.get(key) ?? []), recordId]);
       }
@@ -416,7 +420,7 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
   /** `beforeSlots`: see BulkCreateOptions (a job's batches settle in file order). */
   function realWriter(tx: TenantDb, caller: Caller, plan: Plan, beforeSlots?: () => Promise<void>): Writer {
     return {
-      lookup: (keys) => lookup(tx, caller, plan, keys),
+      lookup: (keys) => lookup(tx, caller, plan, keys, true),
       async create(rows) {
         const result = await records.bulkCreate(tx, caller, rows.map((r) => ({
           entityId: plan.entityId,
@@ -449,7 +453,7 @@ export function createImportsService(deps: ImportsServiceDeps): ImportsService {
     const max = usage.limits['records.max'];
     let used = usage.used.get('records.max') ?? 0;
     return {
-      lookup: (keys) => lookup(tenant, caller, plan, keys),
+      lookup: (keys) => lookup(tenant, caller, plan, keys, false),
       async create(rows) {
         const ids = new Map<number, string>();
         const failed: RowFailure[] = [];

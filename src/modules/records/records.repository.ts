@@ -301,6 +301,25 @@ export async function selectRecordIds(tenant: TenantDb, entityId: string, where:
   return rows.map((row) => row.record_id);
 }
 
+/** First key of the two-key advisory lock on looked-up values ("CRM" + 3; properties.repository has 1 and 2). */
+const VALUE_LOOKUP_LOCK = 0x43524d03;
+
+/**
+ * Locks each of `values` of the property until the transaction ends, in hash order (so that two
+ * transactions locking overlapping values cannot deadlock on them). What it serialises: two
+ * upserts of the same new value, each looking it up, finding nothing and creating a record. The
+ * second now waits for the first to commit, and its lookup, a later statement, sees the record.
+ * The second key is a hash: another value sharing it only waits, never mismatches.
+ */
+export async function lockValues(tenant: TenantDb, entityId: string, propertyId: string, values: readonly unknown[]): Promise<void> {
+  if (values.length === 0) return;
+  const keys = [...new Set(values.map((v) => `${tenant.accountId}/${entityId}/${propertyId}/${JSON.stringify(v)}`))];
+  const locks = sql`(SELECT count(pg_advisory_xact_lock(${VALUE_LOOKUP_LOCK}::int4, h)) FROM (
+      SELECT DISTINCT hashtext(k) AS h FROM unnest(${keys}::text[]) AS k ORDER BY h) AS value_hashes)`;
+  // The lock function needs no table, but the tenant door needs one: the entity's own row.
+  await tenant.selectFrom('entities').select(sql<string>`${locks}::text`.as('locked')).where('entity_id', '=', entityId).execute();
+}
+
 /**
  * Live records of the entity whose `data -> propertyId` equals one of `values` (JSON values), in
  * record ID order. The values are one array parameter (`= ANY`), which PostgreSQL hashes, so a

@@ -57,9 +57,11 @@ export interface RecordsService extends BulkOperations {
    * stored, normalised value: send what a write would store, e.g. a lower-case email), in record
    * ID order; a value held by several records appears once per record. For upsert by a property
    * (imports). Access as GET /records (404/410/403); a MEMBER may not look up by a masked
-   * property (403: the answer would reveal its values).
+   * property (403: the answer would reveal its values). `lock`: the values stay locked until the
+   * transaction ends, so a concurrent locked lookup of one of them waits for this transaction and
+   * then sees what it created (two imports upserting the same new value make one record).
    */
-  findByValues(tenant: TenantDb, caller: Caller, entityId: string, propertyId: string, values: readonly unknown[]): Promise<{ recordId: string; value: unknown }[]>;
+  findByValues(tenant: TenantDb, caller: Caller, entityId: string, propertyId: string, values: readonly unknown[], options?: { lock?: boolean }): Promise<{ recordId: string; value: unknown }[]>;
   /**
    * A streaming read for exports: the live records a selector picks (keyword, filters and
    * segmentId exactly as GET /records, plus an advanced-search conditionGroup; all ANDed). Access,
@@ -381,7 +383,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       return repo.selectRecordIds(tenant, v.entityId, where, max);
     },
 
-    async findByValues(tenant, caller, entityId, propertyId, values) {
+    async findByValues(tenant, caller, entityId, propertyId, values, options = {}) {
       const v = await view(tenant, caller, entityId);
       if (!v.byId.has(propertyId)) {
         throw errors.validation(`${propertyId} is not a live property of this entity`, [{ path: 'propertyId', message: 'is not a live property of this entity' }]);
@@ -389,6 +391,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       assertUnmaskedUse(v, [{ field: `data.${propertyId}`, operator: 'eq', value: null }], undefined);
       // A large entity gets the property's sort index (built in the background), which serves these lookups.
       deps.propertyIndexes?.sortedBy(tenant.accountId, entityId, propertyId);
+      if (options.lock) await repo.lockValues(tenant, entityId, propertyId, values);
       const rows = await repo.findLiveByValues(tenant, entityId, propertyId, [...new Set(values)]);
       return rows.map((row) => ({ recordId: row.record_id, value: row.value }));
     },
