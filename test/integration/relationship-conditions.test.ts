@@ -32,15 +32,22 @@ describe('relationship conditions in advanced search and filters', () => {
   const inStage = (value: string) => ({ operator: 'AND', conditions: [{ field: `data.${stage}`, operator: 'eq', value }] });
   const search = (entityId: string, conditions: unknown[], creds: Credentials = account) =>
     t.call(creds, 'POST', `${V1}/records/search/advanced`, { entityId, conditionGroup: { operator: 'AND', conditions }, limit: 200 });
-  /** The names matching, from advanced search; a segment preview's count of the same must agree (its whole-entity form). */
+  /**
+   * The names matching, from advanced search (probed in index order: the per-record SQL). The
+   * whole-entity SQL must agree: a segment preview's count, and the same search sorted by a
+   * property no index orders yet (the page's plain query).
+   */
   async function names(entityId: string, conditions: unknown[]): Promise<string[]> {
     const res = await search(entityId, conditions);
     assert.equal(res.statusCode, 200, res.body);
     const found = res.json().data.map((r: { name: string }) => r.name).sort();
     const preview = await ok('POST', '/segments/preview', { entityId, conditions: { operator: 'AND', conditions } });
     assert.equal(preview.count, found.length, `preview count of ${JSON.stringify(conditions)}`);
+    const sorted = await ok('POST', '/records/search/advanced', { entityId, conditionGroup: { operator: 'AND', conditions }, limit: 200, sortFields: [`-${rankOf[entityId]}`] });
+    assert.deepEqual(sorted.data.map((r: { name: string }) => r.name).sort(), found, `sorted by a property: ${JSON.stringify(conditions)}`);
     return found;
   }
+  const rankOf: Record<string, string> = {};
 
   before(async () => {
     t = await startTestApp();
@@ -50,6 +57,7 @@ describe('relationship conditions in advanced search and filters', () => {
     deals = (await ok('POST', '/entities', { name: 'Deals', slug: uniq('deal') })).entityId;
     stage = (await ok('POST', '/properties', { entityId: deals, name: 'Stage', fieldType: 'DROPDOWN', options: ['LEAD', 'NEGOTIATION', 'WON'].map((v) => ({ label: v, value: v })) })).propertyId;
     secret = (await ok('POST', '/properties', { entityId: deals, name: 'Secret', fieldType: 'TEXT', isMasked: true })).propertyId;
+    for (const entityId of [companies, deals]) rankOf[entityId] = (await ok('POST', '/properties', { entityId, name: 'Rank', fieldType: 'NUMBER' })).propertyId;
     // Deals point at their company: the filtered companies are the type's TARGET side.
     typeId = (await ok('POST', '/relationships/types', { name: 'deal of', sourceEntityId: deals, targetEntityId: companies })).relationshipTypeId;
     for (const name of ['Acme', 'Beta', 'Gamma', 'Delta']) co[name] = (await ok('POST', '/records', { entityId: companies, name })).recordId;

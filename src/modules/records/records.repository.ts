@@ -55,6 +55,12 @@ export async function deleteRecords(tenant: TenantDb, recordIds: readonly string
 export interface PageQuery {
   entityId: string;
   where: RawBuilder<SqlBool>;
+  /**
+   * The same filter compiled for a statement over the whole entity (compile.ts, wholeEntity), for
+   * the plain query: it runs when a probe could not find the page (a rare filter) or no index gives
+   * the order, so it evaluates the filter on every record anyway. Absent: `where`.
+   */
+  wholeWhere?: RawBuilder<SqlBool>;
   /** Whether `where` filters at all (false: it is TRUE). */
   filtered?: boolean;
   /**
@@ -212,11 +218,12 @@ async function probePage(tenant: TenantDb, q: PageQuery, probe: Probe): Promise<
 export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ rows: PageRow[]; next: Cursor | undefined }> {
   const set = q.trashed ? undefined : q.set;
   if (set && q.sort.label === 'dateCreated') return pageSetByCreated(tenant, q, set);
-  const where = !set ? q.where : q.filtered === false ? set.filter : sql<SqlBool>`(${q.where}) AND (${set.filter})`;
+  const inSet = (filter: RawBuilder<SqlBool>) => (!set ? filter : q.filtered === false ? set.filter : sql<SqlBool>`(${filter}) AND (${set.filter})`);
+  const where = inSet(q.where);
   const scope = () => tenant.selectFrom('records')
     .where('entity_id', '=', q.entityId)
     .where('is_deleted', '=', q.trashed ?? false);
-  const plain = () => scope().selectAll().select(sql`${cursorKey(q.sort)}`.as('sort_key')).where(where);
+  const plain = () => scope().selectAll().select(sql`${cursorKey(q.sort)}`.as('sort_key')).where(inSet(q.wholeWhere ?? q.where));
   const probing = (q.filtered !== false || set !== undefined) && q.ordered === true;
 
   async function phase(after: RawBuilder<SqlBool>, order: RawBuilder<unknown>, want: number, valued: boolean): Promise<PageRow[]> {

@@ -26,6 +26,9 @@ function isTrue(where: RawBuilder<SqlBool>): boolean {
   return node.kind === 'RawNode' && node.sqlFragments?.length === 1 && node.sqlFragments[0]!.trim() === 'TRUE';
 }
 
+/** A page's filter per record (probes) and over the whole entity (the plain query): PageQuery.wholeWhere. */
+interface PageFilter { where: RawBuilder<SqlBool>; whole: RawBuilder<SqlBool> }
+
 export interface RecordPage {
   data: CrmRecord[];
   nextKey?: string;
@@ -214,18 +217,33 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
     return { row, v };
   }
 
-  async function page(tenant: TenantDb, v: EntityView, where: RawBuilder<SqlBool>, sortField: string | undefined, direction: 'asc' | 'desc' | undefined, limit: number | undefined, startKey: string | undefined, trashed = false, set?: repo.PageSet): Promise<RecordPage> {
+  async function page(tenant: TenantDb, v: EntityView, filter: PageFilter, sortField: string | undefined, direction: 'asc' | 'desc' | undefined, limit: number | undefined, startKey: string | undefined, trashed = false, set?: repo.PageSet): Promise<RecordPage> {
+    const { where, whole } = filter;
     const sort = resolveSort(sortField, direction, v.fields);
     const cursor = decodeCursor(sort, startKey);
     if (sort.propertyId !== undefined && !trashed) deps.propertyIndexes?.sortedBy(tenant.accountId, v.entityId, sort.propertyId);
     const ordered = sort.propertyId === undefined || deps.propertyIndexes?.ready(sort.propertyId) === true;
-    const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, filtered: !isTrue(where), ordered, sort, cursor, limit: limit ?? 20, trashed, set });
+    const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, wholeWhere: whole, filtered: !isTrue(where), ordered, sort, cursor, limit: limit ?? 20, trashed, set });
     const data = rows.map((row) => toRecord(row, v));
     return next ? { data, nextKey: encodeCursor(sort, next) } : { data };
   }
 
   function compile(group: ConditionGroup, catalog: Catalog) {
     return compileConditionGroup(group, catalog, { now: clock() });
+  }
+
+  /** A page's filter in both forms (PageQuery.wholeWhere), at one `now`; they differ only for relationship conditions. */
+  function pageFilter(tenant: TenantDb, group: ConditionGroup, catalog: Catalog): PageFilter {
+    const now = clock();
+    const where = compileConditionGroup(group, catalog, { now });
+    const related = conditionsOf(group).some((c) => c.field.startsWith('relationship.'));
+    return { where, whole: related ? compileConditionGroup(group, catalog, { now, wholeEntity: { accountId: tenant.accountId } }) : where };
+  }
+
+  /** The filter ANDed with `extra` (a scope or a segment's filter), in both forms. */
+  function andFilter(filter: PageFilter, extra: RawBuilder<SqlBool>): PageFilter {
+    const and = (w: RawBuilder<SqlBool>) => (isTrue(w) ? extra : sql<SqlBool>`(${w}) AND (${extra})`);
+    return { where: and(filter.where), whole: and(filter.whole) };
   }
 
   /**
@@ -346,10 +364,10 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
         if (tags.length) conditions.push({ field: 'tags', operator: 'hasAnyOf', value: tags });
       }
       assertUnmaskedUse(v, conditions, query.sortField);
-      let where = compile({ operator: 'AND', conditions }, catalog);
+      let filter = pageFilter(tenant, { operator: 'AND', conditions }, catalog);
       const scopes = [scope, query.segmentId === undefined ? undefined : await deps.segmentFilter(tenant, caller, query.segmentId, v.entityId)];
-      for (const extra of scopes) if (extra) where = isTrue(where) ? extra : sql<SqlBool>`(${where}) AND (${extra})`;
-      return page(tenant, v, where, query.sortField, query.sortDirection, query.limit, query.startKey, false, set);
+      for (const extra of scopes) if (extra) filter = andFilter(filter, extra);
+      return page(tenant, v, filter, query.sortField, query.sortDirection, query.limit, query.startKey, false, set);
     },
 
     async search(tenant, caller, body) {
@@ -360,7 +378,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       const sortField = sortSpec?.replace(/^-/, '');
       assertUnmaskedUse(v, conditionsOf(group), sortField);
       const direction = sortSpec === undefined ? undefined : sortSpec.startsWith('-') ? 'desc' : 'asc';
-      return page(tenant, v, compile(group, catalog), sortField, direction, body.limit, body.startKey);
+      return page(tenant, v, pageFilter(tenant, group, catalog), sortField, direction, body.limit, body.startKey);
     },
 
     async fulltext(tenant, caller, entityId, q, limit) {
@@ -371,7 +389,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
 
     async trash(tenant, caller, query) {
       const v = await view(tenant, caller, query.entityId);
-      return page(tenant, v, sql<SqlBool>`TRUE`, 'dateCreated', 'desc', query.limit, query.startKey, true);
+      return page(tenant, v, { where: sql<SqlBool>`TRUE`, whole: sql<SqlBool>`TRUE` }, 'dateCreated', 'desc', query.limit, query.startKey, true);
     },
 
     async selectIds(tenant, caller, selector, max) {
