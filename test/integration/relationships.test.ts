@@ -354,8 +354,12 @@ describe('relationship types and relationships (API.md §8)', () => {
       const rel = (await link(type, [a, s], [b, tg])).json();
       const visible = async () => (await ok('GET', `/relationships/list?relationshipTypeId=${type}`)).data.length;
 
+      const ofRecord = async () => (await ok('GET', `/relationships/list?recordId=${s}`)).data.length;
+      const onPage = async () => (await ok('GET', `/records/${s}/relationships`)).groups.reduce((n: number, g: any) => n + g.data.length, 0);
+      assert.deepEqual([await ofRecord(), await onPage()], [1, 1]);
       await ok('DELETE', `/records/${tg}`);
       assert.equal(await visible(), 0);
+      assert.deepEqual([await ofRecord(), await onPage()], [0, 0]);
       assert.equal((await ok('GET', `/relationships/type/${type}`)).length, 0);
       expectError(await call('GET', `/relationships/${rel.relationshipId}`), 404, 'NotFound');
       assert.equal((await ok('GET', `/records/${s}/relationships`)).groups[0].total, 0);
@@ -368,7 +372,9 @@ describe('relationship types and relationships (API.md §8)', () => {
       expectError(await call('GET', `/relationships/${rel.relationshipId}`), 404, 'NotFound');
       assert.ok(!(await ok('GET', `/relationships/types?entityId=${a}`)).some((x: any) => x.relationshipTypeId === type));
       assert.equal((await ok('GET', `/relationships/list?entityId=${a}`)).data.length, 0);
+      assert.equal(await ofRecord(), 0);
       await ok('POST', `/entities/${b}/restore`);
+      assert.deepEqual([await ofRecord(), await onPage()], [1, 1]);
       assert.deepEqual(await ok('GET', `/relationships/${rel.relationshipId}`), rel);
     });
 

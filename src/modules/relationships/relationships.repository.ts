@@ -110,8 +110,47 @@ export interface LinkFilter {
   before?: string;
 }
 
+/**
+ * The first `limit` visible links among one record's links (`links`: a query over relationships
+ * already narrowed to them), newest first. The record's links are sorted on their own first (a
+ * subquery fenced by OFFSET 0), then joined to their two records in that order until the page is
+ * full; entity visibility is an array computed once, a filter rather than a join, so nothing
+ * between the sort and the LIMIT loses the order. visibleLinks' single query joined every link of
+ * the record to both records before sorting: 160–360 ms for a company with 9,171 links, 15–17 ms
+ * this way (EXPLAIN ANALYZE, docs/relationships.md).
+ * Raw SQL because the tenant door selects from tables only: `links` is built through it (scoped to
+ * the account) and the records are joined on the link's own account_id.
+ */
+async function firstVisibleOf(tenant: TenantDb, caller: Caller, links: ReturnType<typeof recordLinks>, limit: number): Promise<NamedLinkRow[]> {
+  const visible = visibleEntities(tenant, caller);
+  const result = await tenant.executeRaw(sql<NamedLinkRow>`SELECT relationships.*, src.name AS source_name, tgt.name AS target_name
+    FROM (${links.selectAll().where(inWorkspace('relationships.workspace_id', caller)).orderBy('relationships.relationship_id', 'desc').offset(0)}) AS relationships
+    JOIN records AS src ON src.account_id = relationships.account_id AND src.record_id = relationships.source_record_id
+    JOIN records AS tgt ON tgt.account_id = relationships.account_id AND tgt.record_id = relationships.target_record_id
+    WHERE NOT src.is_deleted AND NOT tgt.is_deleted
+      AND relationships.source_entity_id = ANY (ARRAY(${visible})) AND relationships.target_entity_id = ANY (ARRAY(${visible}))
+    ORDER BY relationships.relationship_id DESC
+    LIMIT ${limit}`);
+  return result.rows;
+}
+
+/** A record's links (either end), optionally of one type, direction and page: the input of firstVisibleOf. */
+function recordLinks(tenant: TenantDb, q: { recordId: string; typeId?: string; direction?: Direction; before?: string }) {
+  let query = tenant.selectFrom('relationships');
+  const recordId = q.recordId;
+  if (q.direction === 'outgoing') query = query.where('relationships.source_record_id', '=', recordId);
+  else if (q.direction === 'incoming') query = query.where('relationships.target_record_id', '=', recordId);
+  else query = query.where((eb) => eb.or([eb('relationships.source_record_id', '=', recordId), eb('relationships.target_record_id', '=', recordId)]));
+  if (q.typeId !== undefined) query = query.where('relationships.relationship_type_id', '=', q.typeId);
+  if (q.before !== undefined) query = query.where('relationships.relationship_id', '<', q.before);
+  return query;
+}
+
 /** One page of visible links, newest first; limit + 1 rows tell whether another page exists. */
 export function pageLinks(tenant: TenantDb, caller: Caller, filter: LinkFilter, limit: number): Promise<NamedLinkRow[]> {
+  if (filter.recordId !== undefined && filter.entityId === undefined) {
+    return firstVisibleOf(tenant, caller, recordLinks(tenant, { recordId: filter.recordId, typeId: filter.typeId, before: filter.before }), limit);
+  }
   let query = visibleLinks(tenant, caller);
   if (filter.typeId !== undefined) query = query.where('relationships.relationship_type_id', '=', filter.typeId);
   if (filter.entityId !== undefined) {
@@ -132,9 +171,8 @@ export type Direction = 'outgoing' | 'incoming';
 export async function recordGroup(tenant: TenantDb, caller: Caller, q: { recordId: string; typeId: string; direction: Direction; before?: string; limit: number }) {
   const mine = q.direction === 'outgoing' ? 'relationships.source_record_id' : 'relationships.target_record_id';
   const base = () => visibleLinks(tenant, caller).where(mine, '=', q.recordId).where('relationships.relationship_type_id', '=', q.typeId);
-  const paged = q.before === undefined ? base() : base().where('relationships.relationship_id', '<', q.before);
   const [rows, total] = await Promise.all([
-    paged.orderBy('relationships.relationship_id', 'desc').limit(q.limit + 1).execute(),
+    firstVisibleOf(tenant, caller, recordLinks(tenant, q), q.limit + 1),
     base().clearSelect().select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow(),
   ]);
   return { rows, total: Number(total.n) };
