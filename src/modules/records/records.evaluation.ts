@@ -10,6 +10,9 @@ import type { PropertiesService, RecordField } from '../properties/properties.se
 import type { RelationshipFieldsLoader } from '../relationships/relationship-fields.ts';
 import * as repo from './records.repository.ts';
 
+/** How a group is compiled: for any statement (per record), or for one over every record of the entity. */
+export type SqlForm = 'perRecord' | 'wholeEntity';
+
 /**
  * Condition groups stored by other modules (segments), evaluated over an entity's records.
  *
@@ -18,9 +21,6 @@ import * as repo from './records.repository.ts';
  * resolved with the account's view (no caller): a segment means the same records to everyone
  * who may read it; who may read it is checked by the caller's own request.
  */
-/** How a group is compiled: for any statement (per record), or for one over every record of the entity. */
-export type SqlForm = 'perRecord' | 'wholeEntity';
-
 export type Resolved = { valid: true; group: ConditionGroup; catalog: Catalog } | { valid: false; reason: string };
 
 /** An annotated condition tree: what each node evaluated to for one record (segment explain). */

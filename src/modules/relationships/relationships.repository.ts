@@ -117,7 +117,7 @@ export interface LinkFilter {
  * full; entity visibility is an array computed once, a filter rather than a join, so nothing
  * between the sort and the LIMIT loses the order. visibleLinks' single query joined every link of
  * the record to both records before sorting: 160–360 ms for a company with 9,171 links, 15–17 ms
- * this way (EXPLAIN ANALYZE, docs/relationships.md).
+ * this way (psql, docs/relationships.md).
  * Raw SQL because the tenant door selects from tables only: `links` is built through it (scoped to
  * the account) and the records are joined on the link's own account_id.
  */
