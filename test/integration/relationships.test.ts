@@ -292,6 +292,11 @@ describe('relationship types and relationships (API.md §8)', () => {
       const other = await record(b, 'segment target');
       assert.deepEqual(await ok('POST', '/relationships/bulk', body({ sourceFilter: { segmentId: segment.segmentId }, targetRecordIds: [other] })), { created: 1, skipped: 0 });
       assert.deepEqual((await ok('GET', `/relationships/list?recordId=${other}`)).data.map((l: any) => l.sourceRecordId), [q]);
+      // A relationship condition in the selector (evaluated over the whole entity): the sources linked to `other`.
+      const third = await record(b, 'third target');
+      const linkedToOther = JSON.stringify({ [`relationship.${typeId}`]: { op: 'exists', where: { operator: 'AND', conditions: [{ field: 'name', operator: 'eq', value: 'segment target' }] } } });
+      assert.deepEqual(await ok('POST', '/relationships/bulk', body({ sourceFilter: { filters: linkedToOther }, targetRecordIds: [third] })), { created: 1, skipped: 0 });
+      assert.deepEqual((await ok('GET', `/relationships/list?recordId=${third}`)).data.map((l: any) => l.sourceRecordId), [q]);
       expectError(await call('POST', '/relationships/bulk', body({ sourceFilter: { segmentId: 'CRMSG1260423081530123SGM11122233' }, targetRecordIds: [target] })), 404, 'NotFound');
       expectError(await call('POST', '/relationships/bulk', body({ sourceFilter: { filters: '{"nope":1}' }, targetRecordIds: [target] })), 400, 'ValidationError', 'filters.nope');
       expectError(await call('POST', '/relationships/bulk', body({ sourceRecordIds: [p], sourceFilter: {}, targetRecordIds: [target] })), 400, 'ValidationError', 'exactly one');

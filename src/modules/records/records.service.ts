@@ -396,7 +396,8 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       const v = await view(tenant, caller, selector.entityId);
       const { conditions, catalog } = await selectorConditions(tenant, caller, v, selector);
       assertUnmaskedUse(v, conditions, undefined);
-      let where = compile({ operator: 'AND', conditions }, catalog);
+      // Every match up to `max` is wanted: the whole-entity form (relationship conditions as sets).
+      let where = pageFilter(tenant, { operator: 'AND', conditions }, catalog).whole;
       if (selector.segmentId !== undefined) where = sql<SqlBool>`(${where}) AND (${await deps.segmentFilter(tenant, caller, selector.segmentId, v.entityId)})`;
       return repo.selectRecordIds(tenant, v.entityId, where, max);
     },
