@@ -169,13 +169,31 @@ export type Direction = 'outgoing' | 'incoming';
 
 /** A record's visible links of one type and direction: a page (newest first) and the total. */
 export async function recordGroup(tenant: TenantDb, caller: Caller, q: { recordId: string; typeId: string; direction: Direction; before?: string; limit: number }) {
-  const mine = q.direction === 'outgoing' ? 'relationships.source_record_id' : 'relationships.target_record_id';
-  const base = () => visibleLinks(tenant, caller).where(mine, '=', q.recordId).where('relationships.relationship_type_id', '=', q.typeId);
   const [rows, total] = await Promise.all([
     firstVisibleOf(tenant, caller, recordLinks(tenant, q), q.limit + 1),
-    base().clearSelect().select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow(),
+    visibleLinkCount(tenant, caller, { recordId: q.recordId, typeId: q.typeId, direction: q.direction }),
   ]);
-  return { rows, total: Number(total.n) };
+  return { rows, total };
+}
+
+/**
+ * How many of a record's links of one type and direction are visible: visibleLinks' rule, with the
+ * record's own liveness checked once (not per link) and entity visibility as an array, so each
+ * link costs one lookup of its other record instead of two joins and two semi-joins.
+ */
+async function visibleLinkCount(tenant: TenantDb, caller: Caller, q: { recordId: string; typeId: string; direction: Direction }): Promise<number> {
+  const visible = visibleEntities(tenant, caller);
+  const theirs = q.direction === 'outgoing' ? 'relationships.target_record_id' : 'relationships.source_record_id';
+  const meLive = tenant.selectFrom('records').select(sql`1`.as('one')).where('records.record_id', '=', q.recordId).where('records.is_deleted', '=', false);
+  const row = await recordLinks(tenant, q)
+    .innerJoin('records as other', (join) => join.onRef('other.account_id', '=', 'relationships.account_id').onRef('other.record_id', '=', theirs))
+    .select(sql<string>`count(*)`.as('n'))
+    .where('other.is_deleted', '=', false)
+    .where(inWorkspace('relationships.workspace_id', caller))
+    .where(sql<SqlBool>`relationships.source_entity_id = ANY (ARRAY(${visible})) AND relationships.target_entity_id = ANY (ARRAY(${visible}))`)
+    .where(sql<SqlBool>`EXISTS (${meLive})`)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 export function insertLink(tenant: TenantDb, row: Omit<LinkRow, 'account_id' | 'metadata'> & { metadata: Record<string, unknown> }): Promise<LinkRow> {
