@@ -37,6 +37,8 @@ export interface ConditionEvaluation {
    * relationship conditions are then computed once as a set (compile.ts, wholeEntity).
    */
   conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown, form?: SqlForm): Promise<RawBuilder<SqlBool> | undefined>;
+  /** Both forms at once, validated once (a preview pages with one and counts with the other). */
+  conditionsSqlForms(tenant: TenantDb, entityId: string, conditions: unknown): Promise<Record<SqlForm, RawBuilder<SqlBool>> | undefined>;
   /**
    * Each group as SQL over `records` (an invalid group as FALSE: it matches nothing), validated
    * against one catalog. `fields`: the entity's live properties when the caller already holds
@@ -129,12 +131,19 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
     return resolved.valid ? compile(resolved.group, resolved.catalog, form === 'wholeEntity' ? tenant : undefined) : undefined;
   }
 
+  async function conditionsSqlForms(tenant: TenantDb, entityId: string, conditions: unknown) {
+    const resolved = await resolve(tenant, entityId, conditions);
+    if (!resolved.valid) return undefined;
+    return { perRecord: compile(resolved.group, resolved.catalog), wholeEntity: compile(resolved.group, resolved.catalog, tenant) };
+  }
+
   return {
     resolve: (tenant, entityId, conditions) => resolve(tenant, entityId, conditions),
     resolveAll: (tenant, entityId, groups) => resolveAll(tenant, entityId, groups),
 
     fieldsWithoutLock,
     conditionsSql,
+    conditionsSqlForms,
 
     async checkConditions(tenant, entityId, conditions, path = 'conditions') {
       const resolved = await resolve(tenant, entityId, conditions, path);

@@ -287,13 +287,10 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
     async preview(tenant, caller, input) {
       await entities.requireUsable(tenant, caller, input.entityId);
       await assertUnmaskedUse(tenant, caller, input.entityId, await evaluation.checkConditions(tenant, input.entityId, input.conditions));
-      const [where, whole] = await Promise.all([
-        evaluation.conditionsSql(tenant, input.entityId, input.conditions),
-        evaluation.conditionsSql(tenant, input.entityId, input.conditions, 'wholeEntity'),
-      ]);
+      const forms = (await evaluation.conditionsSqlForms(tenant, input.entityId, input.conditions))!;
       const [count, page] = await Promise.all([
-        evaluation.countWhere(tenant, input.entityId, whole!),
-        records.list(tenant, caller, { entityId: input.entityId, limit: PREVIEW_SAMPLE, sortField: 'dateCreated', sortDirection: 'desc' }, where!),
+        evaluation.countWhere(tenant, input.entityId, forms.wholeEntity),
+        records.list(tenant, caller, { entityId: input.entityId, limit: PREVIEW_SAMPLE, sortField: 'dateCreated', sortDirection: 'desc' }, forms.perRecord),
       ]);
       return { count, sample: page.data };
     },
