@@ -31,13 +31,13 @@ export type ExplainedNode =
 export interface ConditionEvaluation {
   /** Validates a group for the entity: the group, or a 400 naming `path` (`conditions.…`). */
   checkConditions(tenant: TenantDb, entityId: string, conditions: unknown, path?: string): Promise<ConditionGroup>;
+  /** The group as SQL over `records` (per record), or undefined when it no longer fits the entity. */
+  conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown): Promise<RawBuilder<SqlBool> | undefined>;
   /**
-   * The group as SQL over `records`, or undefined when it no longer fits the entity. `form`
-   * 'wholeEntity' is for the WHERE of a statement over all the entity's records (a count):
-   * relationship conditions are then computed once as a set (compile.ts, wholeEntity).
+   * Both SQL forms, validated once: 'wholeEntity' is for the WHERE of a statement over all the
+   * entity's records (a count), where relationship conditions are computed once as a set
+   * (compile.ts, wholeEntity); a preview pages with one form and counts with the other.
    */
-  conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown, form?: SqlForm): Promise<RawBuilder<SqlBool> | undefined>;
-  /** Both forms at once, validated once (a preview pages with one and counts with the other). */
   conditionsSqlForms(tenant: TenantDb, entityId: string, conditions: unknown): Promise<Record<SqlForm, RawBuilder<SqlBool>> | undefined>;
   /**
    * Each group as SQL over `records` (an invalid group as FALSE: it matches nothing), validated
@@ -126,9 +126,9 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
       .map((p) => ({ propertyId: p.propertyId, fieldType: p.fieldType, optionValues: p.optionValues, isMasked: false }));
   }
 
-  async function conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown, form: SqlForm = 'perRecord') {
+  async function conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown) {
     const resolved = await resolve(tenant, entityId, conditions);
-    return resolved.valid ? compile(resolved.group, resolved.catalog, form === 'wholeEntity' ? tenant : undefined) : undefined;
+    return resolved.valid ? compile(resolved.group, resolved.catalog) : undefined;
   }
 
   async function conditionsSqlForms(tenant: TenantDb, entityId: string, conditions: unknown) {

@@ -280,7 +280,7 @@ export function createSegmentsService(deps: SegmentsServiceDeps): SegmentsServic
     async count(tenant, caller, segmentId) {
       const row = await load(tenant, caller, segmentId);
       if (isMaintained(row)) return row.member_count;
-      const where = await evaluation.conditionsSql(tenant, row.entity_id, row.conditions, 'wholeEntity');
+      const where = (await evaluation.conditionsSqlForms(tenant, row.entity_id, row.conditions))?.wholeEntity;
       return where ? evaluation.countWhere(tenant, row.entity_id, where) : 0;
     },
 
