@@ -77,6 +77,8 @@ export interface EntitiesTable {
   description: string | null;
   /** The live property IDs in column order: the one place that order is kept. */
   property_ids: Json<string[]>;
+  /** The last number given to a property's storage key in this entity (0018). */
+  property_seq: Generated<number>;
   view_settings: Json<unknown>;
   insight_widgets: Json<unknown[]>;
   record_access: RecordAccess;
@@ -113,6 +115,8 @@ export interface PropertiesTable {
   options: Json<PropertyOptionJson[]>;
   is_masked: ColumnType<boolean, boolean | undefined, boolean>;
   key: string | null;
+  /** The key of this property's values in `records.data` (0018; the property ID before it). */
+  storage_key: string;
   /** Row version (0010): +1 in every UPDATE of the row; the API's ETag. */
   version: Generated<number>;
   is_deleted: ColumnType<boolean, boolean | undefined, boolean>;

@@ -3,13 +3,14 @@ import type { Catalog } from './validate.ts';
 import { fieldOf } from './validate.ts';
 import type { Condition, ConditionGroup, ResolvedField } from './types.ts';
 import { isRelationshipField, relationshipConditionSql, relationshipSetSql } from './relationship-conditions.ts';
+import { dataKey } from './data-key.ts';
 
 /**
  * Validated condition tree → one parameterised SQL boolean over a records row.
  *
- * Every value is a bound parameter. The only text spliced into the SQL is a property ID, and
- * only after validation proved it is a property of this entity matching `CRMPP1…` exactly: a
- * literal key (`data->>'CRMPP…'`) is what lets PostgreSQL use expression indexes on it.
+ * Every value is a bound parameter. The only text spliced into the SQL is a property's storage
+ * key, resolved from a property validated to be of this entity, and only in one of its two shapes
+ * (data-key.ts): a literal key (`data->>'k'`) is what lets PostgreSQL use expression indexes on it.
  *
  * Semantics (docs/query-language.md): text matching is case-insensitive; negative operators
  * (neq, notIn, notContains, hasNoneOf) include records that have no value; isEmpty covers a
@@ -32,13 +33,6 @@ export interface CompileOptions {
 type Resolved = Required<Omit<CompileOptions, 'wholeEntity'>> & Pick<CompileOptions, 'wholeEntity'>;
 
 const DAY_MS = 86_400_000;
-const SAFE_PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
-
-function propertyKey(propertyId: string): RawBuilder<unknown> {
-  if (!SAFE_PROPERTY_ID.test(propertyId)) throw new Error('refusing to compile an unvalidated property id');
-  return sql.raw(`'${propertyId}'`);
-}
-
 /** `%`, `_` and `\` are wildcards/escape in LIKE patterns; a user's text must match literally. */
 export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -54,7 +48,7 @@ function dayString(ms: number): string {
 /** The field as SQL, in the form its kind is compared in. */
 function operand(field: ResolvedField, alias: string) {
   if (field.source === 'column') return sql.ref(`${alias}.${field.column}`);
-  const key = propertyKey(field.propertyId);
+  const key = dataKey(field.storageKey);
   const data = sql.ref(`${alias}.data`);
   switch (field.kind) {
     case 'number':

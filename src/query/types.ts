@@ -53,6 +53,8 @@ export const FIELD_KIND: Record<FieldType, FieldKind> = {
 /** What the language needs to know about an entity's live properties. */
 export interface CatalogProperty {
   propertyId: string;
+  /** Where its values live in `records.data` (data-key.ts). */
+  storageKey: string;
   fieldType: FieldType;
   /** Option values of choice properties (DROPDOWN, RADIO, MULTI_CHECKBOX). */
   optionValues?: readonly string[];
@@ -61,6 +63,6 @@ export interface CatalogProperty {
 /** A resolved field: where its value lives and how it behaves. */
 export type ResolvedField =
   | { source: 'column'; column: 'name' | 'owner_id' | 'tags' | 'date_created' | 'date_updated'; kind: FieldKind }
-  | { source: 'data'; propertyId: string; kind: FieldKind; optionValues?: readonly string[] };
+  | { source: 'data'; propertyId: string; storageKey: string; kind: FieldKind; optionValues?: readonly string[] };
 
 export const LIMITS = { maxDepth: 5, maxConditionsPerGroup: 50, maxListValues: 500, maxTextLength: 1000 } as const;

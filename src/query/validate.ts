@@ -56,7 +56,7 @@ export function resolveField(field: unknown, catalog: Catalog, path: string): Re
     const propertyId = field.slice(5);
     const property = PROPERTY_ID.test(propertyId) ? catalog.get(propertyId) : undefined;
     if (!property) throw new Invalid(path, `unknown property "${propertyId.slice(0, 64)}" on this entity`);
-    return { source: 'data', propertyId, kind: FIELD_KIND[property.fieldType], optionValues: property.optionValues };
+    return { source: 'data', propertyId, storageKey: property.storageKey, kind: FIELD_KIND[property.fieldType], optionValues: property.optionValues };
   }
   throw new Invalid(path, `unknown field "${field.slice(0, 64)}"; use name, tags, ownerId, dateCreated, dateUpdated, data.<propertyId> or relationship.<relationshipTypeId>`);
 }

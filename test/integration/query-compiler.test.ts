@@ -9,6 +9,7 @@ import { evaluateGroup, type EvaluableRecord } from '../../src/query/evaluate.ts
 import { FIELD_KIND, OPERATORS, type CatalogProperty, type ConditionGroup } from '../../src/query/types.ts';
 import { withRelationships, type RelationshipField } from '../../src/query/relationship-conditions.ts';
 import { catalogOf, validateConditionGroup, type Catalog } from '../../src/query/validate.ts';
+import { storageKeyOf } from '../../src/query/data-key.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 
 /**
@@ -24,12 +25,19 @@ const TEXTS = ['', 'Kim', 'kim', 'KIM Jisoo', '김민준', '이서연 kim', 'a%b
 const TAGS = ['vip', 'new', 'churn', "x'); drop table records; --"];
 
 const fieldTypes: FieldType[] = ['TEXT', 'TEXTAREA', 'EMAIL', 'PHONE', 'URL', 'NUMBER', 'DATE', 'DATETIME', 'CHECKBOX', 'DROPDOWN', 'RADIO', 'MULTI_CHECKBOX'];
+// Both shapes of storage key: short ones (properties created since migration 0018) and property IDs (before).
 const properties: CatalogProperty[] = fieldTypes.map((fieldType, i) => ({
   propertyId: `CRMPP1260101000000${String(i).padStart(3, '0')}ABCDEFGHIJK`,
+  storageKey: i % 2 ? storageKeyOf(i + 1) : `CRMPP1260101000000${String(i).padStart(3, '0')}ABCDEFGHIJK`,
   fieldType,
   ...(['DROPDOWN', 'RADIO', 'MULTI_CHECKBOX'].includes(fieldType) ? { optionValues: OPTIONS } : {}),
 }));
 const catalog = catalogOf(properties);
+
+/** A record's values as `records.data` holds them: keyed by storage key. */
+function stored(data: Readonly<Record<string, unknown>>): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(data).map(([propertyId, value]) => [catalog.get(propertyId)!.storageKey, value])));
+}
 
 const instant = fc.integer({ min: NOW - 40 * DAY, max: NOW + 40 * DAY }).map((ms) => new Date(ms).toISOString());
 const dateOnly = instant.map((iso) => iso.slice(0, 10));
@@ -115,7 +123,7 @@ describe('condition compiler = in-memory evaluator', () => {
     if (records.length === 0) return;
     await db.insertInto(table).values(records.map((r, id) => ({
       account_id: 'a', id, name: r.name, owner_id: r.ownerId, tags: sql`${sql.join(r.tags.length ? [sql`ARRAY[${sql.join(r.tags)}]::text[]`] : [sql`'{}'::text[]`])}`,
-      date_created: r.dateCreated, date_updated: r.dateUpdated, data: JSON.stringify(r.data),
+      date_created: r.dateCreated, date_updated: r.dateUpdated, data: stored(r.data),
     }))).execute();
   }
 
@@ -255,7 +263,7 @@ describe('relationship conditions: compiler = evaluator', () => {
     const rows = [...graph.a.map((r, i) => ({ ...r, entity: A, id: id('A', i) })), ...graph.b.map((r, i) => ({ ...r, entity: B, id: id('B', i) }))];
     await db.insertInto('records').values(rows.map(({ record: r, trashed, entity, id: recordId }) => ({
       account_id: accountId, record_id: recordId, entity_id: entity, name: r.name, owner_id: r.ownerId, tags: r.tags, is_deleted: trashed,
-      date_created: r.dateCreated, date_updated: r.dateUpdated, data: JSON.stringify(r.data),
+      date_created: r.dateCreated, date_updated: r.dateUpdated, data: stored(r.data),
     }))).execute();
 
     // Ends picked modulo the entity's size; duplicates and self-links dropped (the table refuses both).

@@ -57,9 +57,8 @@ describe('records: probed pages', () => {
       const res = await t.call(account, 'POST', `${V1}/records/bulk`, { records });
       assert.equal(res.statusCode, 200, res.body);
     }
-    const properties = (await t.call(account, 'GET', `${V1}/properties?entityId=${entityId}`)).json() as any[];
-    fields = properties as RecordField[];
-    catalog = catalogOf(properties.map((x) => ({ propertyId: x.propertyId, fieldType: x.fieldType, ...(x.options ? { optionValues: x.options.map((o: any) => o.value) } : {}) })));
+    fields = await t.services.properties.recordFields(account.tenant, entityId);
+    catalog = catalogOf(fields);
     // The property's sort indexes: the first sort by it queues them.
     await t.call(account, 'GET', `${V1}/records?entityId=${entityId}&sortField=${p.joined}`);
     await t.services.propertyIndexes.idle();

@@ -87,6 +87,19 @@ export async function appendPropertyIds(tenant: TenantDb, entityId: string, prop
     .execute();
 }
 
+/**
+ * Takes the entity's next `count` property numbers (call with the entity row locked) and returns
+ * the last: numbers only go up, so a storage key is never given twice within an entity.
+ */
+export async function takePropertyNumbers(tenant: TenantDb, entityId: string, count: number): Promise<number> {
+  const row = await tenant.updateTable('entities')
+    .set({ property_seq: sql<number>`property_seq + ${count}` })
+    .where('entity_id', '=', entityId)
+    .returning('property_seq')
+    .executeTakeFirstOrThrow();
+  return row.property_seq;
+}
+
 /** Removes a property from the entity's column order (call with the entity row locked). */
 export async function removePropertyId(tenant: TenantDb, entityId: string, propertyId: string): Promise<void> {
   await tenant.updateTable('entities')

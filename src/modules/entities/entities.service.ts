@@ -8,6 +8,7 @@ import * as repo from './entities.repository.ts';
 import type { CreateEntityBody, Entity, InsightWidget, UpdateEntityBody, ViewSettings } from './entities.schemas.ts';
 import { mergeViewSettings, normalizeWidgets, validateViewSettings, validateWidgets, type PropertyInfo } from './view-settings.ts';
 import { newId } from '../../lib/ids.ts';
+import { storageKeyOf } from '../../query/data-key.ts';
 import { assertPrecondition, withVersion, type Precondition, type Versioned } from '../../lib/versioning.ts';
 
 /** GET /entities and the trash answer at most this many (API.md §1.6). */
@@ -69,6 +70,8 @@ export interface EntitiesService {
   requireUsable(tenant: TenantDb, caller: Caller, entityId: string, options?: { lock?: boolean }): Promise<repo.EntityRow>;
   /** Appends new properties to the column order (inside the transaction holding the entity lock). */
   appendProperties(tenant: TenantDb, entityId: string, propertyIds: string[]): Promise<void>;
+  /** Storage keys for `count` new properties of the entity (entity row locked), never given before in it. */
+  newStorageKeys(tenant: TenantDb, entityId: string, count: number): Promise<string[]>;
   /** Drops a deleted property from the column order (same). */
   removeProperty(tenant: TenantDb, entityId: string, propertyId: string): Promise<void>;
 }
@@ -102,6 +105,10 @@ export function createEntitiesService(deps: EntitiesServiceDeps): EntitiesServic
   return {
     requireUsable,
     appendProperties: repo.appendPropertyIds,
+    async newStorageKeys(tenant, entityId, count) {
+      const last = await repo.takePropertyNumbers(tenant, entityId, count);
+      return Array.from({ length: count }, (_, i) => storageKeyOf(last - count + 1 + i));
+    },
     removeProperty: repo.removePropertyId,
 
     async list(tenant, caller, keyword) {

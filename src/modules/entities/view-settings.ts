@@ -6,6 +6,8 @@ import type { InsightWidget, InsightWidgetInput, ViewSettings, ViewSettingsInput
 /** What view and widget validation needs to know about an entity's live properties. */
 export interface PropertyInfo {
   propertyId: string;
+  /** Where its values live in `records.data` (query/data-key.ts). */
+  storageKey: string;
   name: string;
   fieldType: FieldType;
   optionValues: string[];

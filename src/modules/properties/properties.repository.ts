@@ -55,7 +55,7 @@ export function updateProperty(tenant: TenantDb, propertyId: string, changes: Up
 // ---- Stored values of a property (the fieldType conversion) ----
 //
 // A property owns the meaning of its values: records store them in `records.data` keyed by
-// property ID, but what a value may be is the property's fieldType and options. So when those
+// the property's storage key (query/data-key.ts), but what a value may be is the property's fieldType and options. So when those
 // change, this module rewrites the values itself (and only the values of that one key), instead of
 // going through the records module's per-record API.
 
@@ -89,20 +89,20 @@ export function lockPropertyConversions(tenant: TenantDb, entityId: string): Pro
   return advisoryLock(tenant, entityId, PROPERTY_CONVERSION_LOCK, 'exclusive');
 }
 
-/** Records of the entity (live and trashed) holding a value for the property. */
-function withValue(tenant: TenantDb, entityId: string, propertyId: string) {
+/** Records of the entity (live and trashed) holding a value for the property stored under `storageKey`. */
+function withValue(tenant: TenantDb, entityId: string, storageKey: string) {
   return tenant.selectFrom('records')
     .where('records.entity_id', '=', entityId)
-    .where(sql<SqlBool>`records.data ? ${propertyId}`)
-    .where(sql<SqlBool>`jsonb_typeof(records.data -> ${propertyId}) <> 'null'`);
+    .where(sql<SqlBool>`records.data ? ${storageKey}`)
+    .where(sql<SqlBool>`jsonb_typeof(records.data -> ${storageKey}) <> 'null'`);
 }
 
 /**
  * Row-locks every record holding a value, in record ID order, and returns how many there are.
  * With `nowait`, a row locked by another transaction fails the statement at once (55P03).
  */
-export async function lockRecordsWithValue(tenant: TenantDb, entityId: string, propertyId: string, options: { nowait?: boolean } = {}): Promise<number> {
-  let locked = withValue(tenant, entityId, propertyId).select('records.record_id').orderBy('records.record_id').forUpdate();
+export async function lockRecordsWithValue(tenant: TenantDb, entityId: string, storageKey: string, options: { nowait?: boolean } = {}): Promise<number> {
+  let locked = withValue(tenant, entityId, storageKey).select('records.record_id').orderBy('records.record_id').forUpdate();
   if (options.nowait) locked = locked.noWait();
   const row = await tenant.selectFrom('entities')
     .select(sql<number>`(SELECT count(*)::int FROM (${locked}) AS locked)`.as('n'))
@@ -118,9 +118,9 @@ export interface RecordValue {
 }
 
 /** One keyset page of the records holding a value, with the value, in record ID order. */
-export function recordValuesPage(tenant: TenantDb, entityId: string, propertyId: string, after: string | undefined, limit: number): Promise<RecordValue[]> {
-  let query = withValue(tenant, entityId, propertyId)
-    .select(['records.record_id', 'records.is_deleted', sql<unknown>`records.data -> ${propertyId}`.as('value')]);
+export function recordValuesPage(tenant: TenantDb, entityId: string, storageKey: string, after: string | undefined, limit: number): Promise<RecordValue[]> {
+  let query = withValue(tenant, entityId, storageKey)
+    .select(['records.record_id', 'records.is_deleted', sql<unknown>`records.data -> ${storageKey}`.as('value')]);
   if (after !== undefined) query = query.where('records.record_id', '>', after);
   return query.orderBy('records.record_id').limit(limit).execute();
 }
@@ -131,14 +131,14 @@ export function recordValuesPage(tenant: TenantDb, entityId: string, propertyId:
  * the record changes: not its other values, not dateUpdated (a conversion changes the property,
  * whose dateUpdated says so, not the records' content).
  */
-export async function rewriteRecordValues(tenant: TenantDb, entityId: string, propertyId: string, values: Map<string, unknown>): Promise<number> {
+export async function rewriteRecordValues(tenant: TenantDb, entityId: string, storageKey: string, values: Map<string, unknown>): Promise<number> {
   if (values.size === 0) return 0;
   const changes = JSON.stringify(Object.fromEntries(values));
   const next = sql`(${changes}::jsonb -> records.record_id)`;
   const result = await tenant.updateTable('records')
     .set({
-      data: sql`CASE WHEN jsonb_typeof(${next}) = 'null' THEN records.data - ${propertyId}::text
-                ELSE jsonb_set(records.data, ARRAY[${propertyId}::text], ${next}) END` as unknown as string,
+      data: sql`CASE WHEN jsonb_typeof(${next}) = 'null' THEN records.data - ${storageKey}::text
+                ELSE jsonb_set(records.data, ARRAY[${storageKey}::text], ${next}) END` as unknown as string,
       // The record's content changed, so its ETag does (dateUpdated does not; see above).
       version: sql<number>`records.version + 1`,
     })

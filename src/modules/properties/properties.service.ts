@@ -45,7 +45,7 @@ export function toProperty(row: repo.PropertyRow, caller: Pick<Caller, 'role'>):
 }
 
 export function toPropertyInfo(row: repo.PropertyRow): PropertyInfo {
-  return { propertyId: row.property_id, name: row.name, fieldType: row.field_type, optionValues: row.options.map((o) => o.value) };
+  return { propertyId: row.property_id, storageKey: row.storage_key, name: row.name, fieldType: row.field_type, optionValues: row.options.map((o) => o.value) };
 }
 
 /** Options as stored: priority defaulted to the 1-based position, color to null, sorted by priority. */
@@ -144,7 +144,8 @@ const MAX_EXAMPLES = 10;
 
 interface ValueChange {
   entityId: string;
-  propertyId: string;
+  /** Where the property's values live in `records.data`. */
+  storageKey: string;
   from: FieldType;
   to: FieldType;
   oldOptionValues: string[];
@@ -169,7 +170,7 @@ async function convertStoredValues(tx: TenantDb, c: ValueChange): Promise<ValueC
   const eachPage = async (work: (rows: repo.RecordValue[]) => Promise<void> | void) => {
     let after: string | undefined;
     for (;;) {
-      const rows = await repo.recordValuesPage(tx, c.entityId, c.propertyId, after, CONVERSION_PAGE);
+      const rows = await repo.recordValuesPage(tx, c.entityId, c.storageKey, after, CONVERSION_PAGE);
       if (rows.length) await work(rows);
       if (rows.length < CONVERSION_PAGE) return;
       after = rows[rows.length - 1]!.record_id;
@@ -228,7 +229,7 @@ async function convertStoredValues(tx: TenantDb, c: ValueChange): Promise<ValueC
         if (!result.ok) changes.set(row.record_id, result.fallback ?? null);
         else if (!same(result.value, row.value)) changes.set(row.record_id, result.value ?? null);
       }
-      await repo.rewriteRecordValues(tx, c.entityId, c.propertyId, changes);
+      await repo.rewriteRecordValues(tx, c.entityId, c.storageKey, changes);
     });
   }
   return report;
@@ -260,6 +261,8 @@ export interface PropertiesService {
 
 export interface RecordField {
   propertyId: string;
+  /** Where its values live in `records.data` (query/data-key.ts). */
+  storageKey: string;
   fieldType: FieldType;
   optionValues: string[];
   isMasked: boolean;
@@ -320,8 +323,13 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
         }
 
         const now = new Date();
+        const storageKeys = new Map<string, string[]>();
+        for (const entityId of entityIds) {
+          storageKeys.set(entityId, await entities.newStorageKeys(tx, entityId, items.filter((item) => item.entityId === entityId).length));
+        }
         const rows = await repo.insertProperties(tx, items.map((item) => ({
           property_id: newId('property', now),
+          storage_key: storageKeys.get(item.entityId)!.shift()!,
           workspace_id: entityRows.get(item.entityId)!.workspace_id,
           entity_id: item.entityId,
           name: item.name,
@@ -391,7 +399,7 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
     const valuesLocked = lockValues || rewritesValues(peek, input);
     if (valuesLocked) {
       await repo.lockPropertyConversions(tx, entityId);
-      await repo.lockRecordsWithValue(tx, entityId, propertyId);
+      await repo.lockRecordsWithValue(tx, entityId, peek.storage_key);
       await repo.lockRecordValues(tx, entityId, 'exclusive');
     }
     // Entity first, then property: the same lock order as creates.
@@ -415,14 +423,14 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
     if (rewritesValues(current, input)) {
       if (!valuesLocked) throw new RetryWithValueLocks();
       try {
-        await repo.lockRecordsWithValue(tx, entityId, propertyId, { nowait: true });
+        await repo.lockRecordsWithValue(tx, entityId, current.storage_key, { nowait: true });
       } catch (error) {
         if (isLockNotAvailable(error)) throw new RetryWithValueLocks();
         throw error;
       }
       conversion = await convertStoredValues(tx, {
         entityId,
-        propertyId,
+        storageKey: current.storage_key,
         from: current.field_type,
         to: fieldType,
         oldOptionValues: current.options.map((o) => o.value),
@@ -529,6 +537,7 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
       await repo.lockRecordValues(tenant, entityId, 'shared');
       return (await repo.liveProperties(tenant, [entityId])).map((row) => ({
         propertyId: row.property_id,
+        storageKey: row.storage_key,
         fieldType: row.field_type,
         optionValues: row.options.map((o) => o.value),
         isMasked: row.is_masked,

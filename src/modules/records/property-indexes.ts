@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../../db/schema.ts';
 import { systemDb, tenantDb } from '../../db/tenant.ts';
+import { isStorageKey } from '../../query/data-key.ts';
 
 /**
  * Sort indexes per property, built on demand (docs/design/storage.md, "Property sort indexes").
@@ -11,17 +12,21 @@ import { systemDb, tenantDb } from '../../db/tenant.ts';
  * sorts by a property of an entity holding at least `minRecords` live records, this module
  * builds, in the background and once per property, the two partial B-trees a keyset page walks:
  *
- *   records_s_<propertyId>  (account_id, entity_id, (data -> 'P'), record_id)
- *                           WHERE NOT is_deleted AND (data -> 'P') IS NOT NULL   -- phase 1 (valued)
+ *   records_s_<propertyId>  (account_id, entity_id, (data -> 'K'), record_id)
+ *                           WHERE NOT is_deleted AND entity_id = 'E' AND (data -> 'K') IS NOT NULL  -- phase 1 (valued)
  *   records_n_<propertyId>  (account_id, entity_id, record_id)
- *                           WHERE NOT is_deleted AND entity_id = 'E' AND (data -> 'P') IS NULL  -- phase 2 (NULLs last)
+ *                           WHERE NOT is_deleted AND entity_id = 'E' AND (data -> 'K') IS NULL      -- phase 2 (NULLs last)
  *
- * - The key is the jsonb value itself (`data -> 'P'`), not a cast: jsonb compares numbers
+ * where K is the property's storage key (query/data-key.ts).
+ *
+ * - The key is the jsonb value itself (`data -> 'K'`), not a cast: jsonb compares numbers
  *   numerically and strings by collation, and an index expression that can never fail (unlike
- *   `(data ->> 'P')::numeric`) cannot make a write fail after a property changes type.
- * - Partial: the first holds only records that have the property (property IDs are unique, so
- *   only that entity's records), the second only that entity's records without a value. Other
- *   tenants' writes never touch either beyond evaluating the predicate.
+ *   `(data ->> 'K')::numeric`) cannot make a write fail after a property changes type.
+ * - Partial, on the entity: the first holds only its records that have the property, the second
+ *   only those without a value. A short storage key ("3") is in every entity's records, so the
+ *   entity has to be in the predicate. (Statements are planned with their parameters' values, so
+ *   `entity_id = $1` proves it.) Other tenants' writes never touch either beyond evaluating the
+ *   predicate.
  * - Both lead with account_id (tenant-distributable, docs/design/scaling.md).
  * - PostgreSQL builds them CONCURRENTLY (writes go on), one at a time per node, under an advisory
  *   lock so two nodes never race on the same index; a failed concurrent build leaves an invalid
@@ -34,13 +39,18 @@ import { systemDb, tenantDb } from '../../db/tenant.ts';
  */
 export interface PropertyIndexes {
   /** A list/search sorted by this property: make sure its indexes exist (returns at once). */
-  sortedBy(accountId: string, entityId: string, propertyId: string): void;
+  sortedBy(accountId: string, entityId: string, property: IndexedProperty): void;
   /** Whether this node knows the property's sort indexes to be built and valid. */
   ready(propertyId: string): boolean;
   /** Resolves when no build is queued or running (tests, shutdown). */
   idle(): Promise<void>;
   /** Drops the sort indexes of properties that are deleted or gone; returns the names dropped. */
   sweepOrphans(): Promise<string[]>;
+}
+
+export interface IndexedProperty {
+  propertyId: string;
+  storageKey: string;
 }
 
 export interface PropertyIndexesOptions {
@@ -52,6 +62,9 @@ export interface PropertyIndexesOptions {
   onError?: (error: unknown, propertyId: string) => void;
 }
 
+/** A queued build: `propertyId` names the indexes and keys the node's state. */
+type BuildJob = { accountId: string; entityId: string; propertyId: string; property: IndexedProperty };
+
 const PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
 const ENTITY_ID = /^CRMET1\d{15}[A-Za-z0-9]{11}$/;
 /** pg_advisory_lock key: crm-core's record-index builds, one at a time across nodes. */
@@ -60,15 +73,15 @@ const BUILD_LOCK = 0x63726d69;
 export const sortIndexName = (propertyId: string) => `records_s_${propertyId}`;
 export const nullIndexName = (propertyId: string) => `records_n_${propertyId}`;
 
-/** The two statements for a property (IDs validated: they are spliced into DDL). */
-export function propertyIndexDdl(entityId: string, propertyId: string, concurrently: boolean): { name: string; create: string }[] {
-  if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId)) throw new Error('refusing to build an index for an unvalidated ID');
+/** The two statements for a property (IDs and key validated: they are spliced into DDL). */
+export function propertyIndexDdl(entityId: string, { propertyId, storageKey }: IndexedProperty, concurrently: boolean): { name: string; create: string }[] {
+  if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId) || !isStorageKey(storageKey)) throw new Error('refusing to build an index for an unvalidated ID');
   const how = concurrently ? 'CONCURRENTLY ' : '';
-  const value = `(data -> '${propertyId}')`;
+  const value = `(data -> '${storageKey}')`;
   return [
     {
       name: sortIndexName(propertyId),
-      create: `CREATE INDEX ${how}IF NOT EXISTS "${sortIndexName(propertyId)}" ON records (account_id, entity_id, ${value}, record_id) WHERE NOT is_deleted AND ${value} IS NOT NULL`,
+      create: `CREATE INDEX ${how}IF NOT EXISTS "${sortIndexName(propertyId)}" ON records (account_id, entity_id, ${value}, record_id) WHERE NOT is_deleted AND entity_id = '${entityId}' AND ${value} IS NOT NULL`,
     },
     {
       name: nullIndexName(propertyId),
@@ -83,7 +96,7 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
   const recheckMs = options.recheckMs ?? 60_000;
   /** Property → state: 'ready', or the time before which it is not asked about again. */
   const known = new Map<string, 'ready' | number>();
-  const queue: { accountId: string; entityId: string; propertyId: string }[] = [];
+  const queue: BuildJob[] = [];
   let running: Promise<void> | undefined;
   let engine: Promise<'pglite' | 'postgres'> | undefined;
 
@@ -125,8 +138,8 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
     });
   }
 
-  async function build(job: { accountId: string; entityId: string; propertyId: string }): Promise<void> {
-    const ddl = propertyIndexDdl(job.entityId, job.propertyId, (await engineOf()) === 'postgres');
+  async function build(job: BuildJob): Promise<void> {
+    const ddl = propertyIndexDdl(job.entityId, job.property, (await engineOf()) === 'postgres');
     const names = ddl.map((d) => d.name);
     if (await validIndexes(names) === names.length) return void known.set(job.propertyId, 'ready');
     if (!(await enoughRecords(job.accountId, job.entityId))) return void known.set(job.propertyId, Date.now() + recheckMs);
@@ -196,13 +209,14 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
   }
 
   return {
-    sortedBy(accountId, entityId, propertyId) {
+    sortedBy(accountId, entityId, property) {
+      const { propertyId } = property;
       const state = known.get(propertyId);
       if (state === 'ready' || (typeof state === 'number' && state > Date.now())) return;
-      if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId)) return;
+      if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId) || !isStorageKey(property.storageKey)) return;
       // Queued or running: not asked again meanwhile.
       known.set(propertyId, Number.POSITIVE_INFINITY);
-      queue.push({ accountId, entityId, propertyId });
+      queue.push({ accountId, entityId, propertyId, property });
       running ??= drain();
     },
     ready: (propertyId) => known.get(propertyId) === 'ready',

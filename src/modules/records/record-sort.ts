@@ -1,6 +1,8 @@
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import { errors } from '../../errors.ts';
 import type { RecordField } from '../properties/properties.service.ts';
+import { dataKey } from '../../query/data-key.ts';
+import type { IndexedProperty } from './property-indexes.ts';
 
 /**
  * Sorting and keyset cursors. A page is "rows after the cursor's (sort value, record_id) in
@@ -19,8 +21,8 @@ export interface Sort {
   nullable: boolean;
   /** Label that a cursor is bound to, so a cursor from another sort is refused. */
   label: string;
-  /** Property sorts: the property ID (its sort indexes are built on demand, property-indexes.ts). */
-  propertyId?: string;
+  /** Property sorts: the property (its sort indexes are built on demand, property-indexes.ts). */
+  property?: IndexedProperty;
 }
 
 export interface Cursor {
@@ -44,12 +46,11 @@ export function resolveSort(field: string | undefined, direction: 'asc' | 'desc'
     default: {
       const property = PROPERTY_ID.test(field!) ? fields.find((f) => f.propertyId === field) : undefined;
       if (!property) throw errors.validation(`sortField: "${String(field).slice(0, 64)}" is not dateCreated, dateUpdated, name or a property of this entity`, [{ path: 'sortField', message: 'unknown sort field' }]);
-      // The ID was just matched against the entity's properties and the strict pattern above.
       // The jsonb value itself is the key (numbers compare numerically, strings by collation):
       // the same expression as the property's sort index (property-indexes.ts), and one that
       // cannot fail on any stored value, unlike a cast.
-      const key = sql.raw(`'${property.propertyId}'`);
-      return { expr: sql`(records.data -> ${key})`, direction: dir, nullable: true, label: property.propertyId, propertyId: property.propertyId };
+      const { propertyId, storageKey } = property;
+      return { expr: sql`(records.data -> ${dataKey(storageKey)})`, direction: dir, nullable: true, label: propertyId, property: { propertyId, storageKey } };
     }
   }
 }
@@ -72,7 +73,7 @@ export function decodeCursor(sort: Sort, startKey: string | undefined): Cursor |
   if (typeof recordId !== 'string' || recordId.length > 64) throw invalid();
   if (value !== null && typeof value !== 'string' && typeof value !== 'number') throw invalid();
   if (value === null && !sort.nullable) throw invalid();
-  if (sort.propertyId !== undefined && value !== null) {
+  if (sort.property !== undefined && value !== null) {
     // A jsonb scalar's JSON text; anything else would only fail in SQL.
     if (typeof value !== 'string' || value.length > 4096) throw invalid();
     try {
@@ -93,7 +94,7 @@ export function afterValued(sort: Sort, cursor: Cursor | undefined): RawBuilder<
   const present = sort.nullable ? sql<SqlBool>`${sort.expr} IS NOT NULL` : sql<SqlBool>`TRUE`;
   if (!cursor) return present;
   if (cursor.value === null) return sql<SqlBool>`FALSE`; // the cursor is already in the NULL phase
-  const value = sort.propertyId !== undefined ? sql`${cursor.value}::jsonb`
+  const value = sort.property !== undefined ? sql`${cursor.value}::jsonb`
     : sort.label === 'dateCreated' || sort.label === 'dateUpdated' ? sql`${cursor.value}::timestamptz` : sql`${cursor.value}`;
   return sql<SqlBool>`${present} AND (${sort.expr}, records.record_id) ${cmp(sort)} (${value}, ${cursor.recordId})`;
 }
@@ -115,7 +116,7 @@ export function orderNull(sort: Sort): RawBuilder<unknown> {
 
 /** What the page query selects as `sort_key` (for properties, the jsonb value's exact JSON text). */
 export function cursorKey(sort: Sort): RawBuilder<unknown> {
-  return sort.propertyId !== undefined ? sql`(${sort.expr})::text` : sort.expr;
+  return sort.property !== undefined ? sql`(${sort.expr})::text` : sort.expr;
 }
 
 /** The cursor value of a row from the `sort_key` column the page query selects. */

@@ -3,6 +3,7 @@ import { AppError, errors } from '../../errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { compileConditionGroup } from '../../query/compile.ts';
+import { dataKey } from '../../query/data-key.ts';
 import type { ConditionGroup } from '../../query/types.ts';
 import { catalogOf, conditionsOf, validateConditionGroup } from '../../query/validate.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
@@ -105,41 +106,36 @@ const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 
 type Grouping =
   | { kind: 'none' }
-  | { kind: 'choice'; propertyId: string; options: string[] }
-  | { kind: 'checkbox'; propertyId: string }
+  | { kind: 'choice'; propertyId: string; key: string; options: string[] }
+  | { kind: 'checkbox'; propertyId: string; key: string }
   | { kind: 'owner' }
   | { kind: 'tags' }
-  | { kind: 'multi'; propertyId: string; options: string[] }
-  | { kind: 'date'; source: { propertyId: string; fieldType: 'DATE' | 'DATETIME' } | { column: 'date_created' | 'date_updated' }; bucket: DateBucket };
+  | { kind: 'multi'; propertyId: string; key: string; options: string[] }
+  | { kind: 'date'; source: { propertyId: string; key: string; fieldType: 'DATE' | 'DATETIME' } | { column: 'date_created' | 'date_updated' }; bucket: DateBucket };
 
 const invalid = (path: string, message: string) => errors.validation(`${path}: ${message}`, [{ path, message }]);
-
-function literalKey(propertyId: string): RawBuilder<unknown> {
-  if (!PROPERTY_ID.test(propertyId)) throw new Error('refusing to compile an unvalidated property id');
-  return sql.raw(`'${propertyId}'`);
-}
 
 /** The group key of a records row as text (NULL: no value); tags give the text[], MULTI_CHECKBOX the jsonb array. */
 function keySql(g: Grouping, timeZone: string): RawBuilder<unknown> {
   switch (g.kind) {
     case 'none': return sql`NULL::text`;
     case 'choice':
-    case 'checkbox': return sql`(records.data ->> ${literalKey(g.propertyId)})`;
+    case 'checkbox': return sql`(records.data ->> ${dataKey(g.key)})`;
     case 'owner': return sql`records.owner_id`;
     case 'tags': return sql`records.tags`;
-    case 'multi': return sql`(records.data -> ${literalKey(g.propertyId)})`;
+    case 'multi': return sql`(records.data -> ${dataKey(g.key)})`;
     case 'date': {
       const unit = sql.raw(`'${g.bucket}'`);
       const format = sql.raw(g.bucket === 'month' ? `'YYYY-MM'` : `'YYYY-MM-DD'`);
       if ('propertyId' in g.source && g.source.fieldType === 'DATE') {
         // A calendar date has no time zone: bucketed as it is.
-        const v = sql`(records.data ->> ${literalKey(g.source.propertyId)})`;
+        const v = sql`(records.data ->> ${dataKey(g.source.key)})`;
         if (g.bucket === 'day') return v;
         if (g.bucket === 'month') return sql`left(${v}, 7)`;
         return sql`to_char(date_trunc('week', ${v}::timestamp), 'YYYY-MM-DD')`;
       }
       const instant = 'propertyId' in g.source
-        ? sql`(records.data ->> ${literalKey(g.source.propertyId)})::timestamptz`
+        ? sql`(records.data ->> ${dataKey(g.source.key)})::timestamptz`
         : sql.ref(`records.${g.source.column}`);
       return sql`to_char(date_trunc(${unit}, ${instant} AT TIME ZONE ${timeZone}), ${format})`;
     }
@@ -282,11 +278,11 @@ export function createRecordAggregates(deps: RecordAggregatesDeps): RecordAggreg
     if (masked && field.isMasked) throw errors.forbidden(`Property ${groupBy} is masked: grouping by it needs the ADMIN role.`);
     switch (field.fieldType) {
       case 'DROPDOWN':
-      case 'RADIO': return (notDate(), { kind: 'choice', propertyId: groupBy, options: field.optionValues });
-      case 'MULTI_CHECKBOX': return (notDate(), { kind: 'multi', propertyId: groupBy, options: field.optionValues });
-      case 'CHECKBOX': return (notDate(), { kind: 'checkbox', propertyId: groupBy });
+      case 'RADIO': return (notDate(), { kind: 'choice', propertyId: groupBy, key: field.storageKey, options: field.optionValues });
+      case 'MULTI_CHECKBOX': return (notDate(), { kind: 'multi', propertyId: groupBy, key: field.storageKey, options: field.optionValues });
+      case 'CHECKBOX': return (notDate(), { kind: 'checkbox', propertyId: groupBy, key: field.storageKey });
       case 'DATE':
-      case 'DATETIME': return { kind: 'date', source: { propertyId: groupBy, fieldType: field.fieldType }, bucket: dateBucket ?? 'month' };
+      case 'DATETIME': return { kind: 'date', source: { propertyId: groupBy, key: field.storageKey, fieldType: field.fieldType }, bucket: dateBucket ?? 'month' };
       default:
         throw invalid('groupBy', `property ${groupBy} is ${field.fieldType}; group by a DROPDOWN, RADIO, MULTI_CHECKBOX, CHECKBOX, DATE or DATETIME property, ownerId, tags, dateCreated or dateUpdated`);
     }
@@ -354,7 +350,7 @@ export function createRecordAggregates(deps: RecordAggregatesDeps): RecordAggreg
 
       // Distinct metric properties, each read once as numeric v<i>.
       const metricProperties = [...new Set(metrics.flatMap((m) => (m.propertyId ? [m.propertyId] : [])))];
-      const valueOf = (propertyId: string) => sql`(records.data ->> ${literalKey(propertyId)})::numeric`;
+      const valueOf = (propertyId: string) => sql`(records.data ->> ${dataKey(byId.get(propertyId)!.storageKey)})::numeric`;
       const multi = grouping.kind === 'multi' || grouping.kind === 'tags';
       let inner = tenant.selectFrom('records')
         .where('records.entity_id', '=', request.entityId)

@@ -84,7 +84,7 @@ export async function notifyChanged(hooks: RecordWriteHooks, tx: TenantDb, writt
 export interface BulkHelpers<V> {
   /** The entity as records see it; throws 404/410/403 like every record endpoint. */
   view(tenant: TenantDb, caller: Caller, entityId: string): Promise<V>;
-  /** Validates and normalises `data` against the view's live properties; throws a 400 naming each property. */
+  /** Validates and normalises `data` against the view's live properties; throws a 400 naming each property. Returns the values keyed by storage key, like `current` (the stored values). */
   normalizeData(v: V, data: Record<string, unknown>, current?: Record<string, unknown>): Record<string, unknown>;
 }
 
@@ -225,9 +225,9 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
             if (item.data) {
               // Merged key by key; null clears. Values of deleted properties are kept (restorable).
               data = { ...row.data };
-              for (const [propertyId, value] of Object.entries(helpers.normalizeData(v, item.data, row.data))) {
-                if (value === null) delete data[propertyId];
-                else data[propertyId] = value;
+              for (const [key, value] of Object.entries(helpers.normalizeData(v, item.data, row.data))) {
+                if (value === null) delete data[key];
+                else data[key] = value;
               }
             }
             if (item.ownerId && !(await isMember(item.ownerId))) throw unknownOwner(item.ownerId);

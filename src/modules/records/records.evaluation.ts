@@ -123,7 +123,7 @@ export function createConditionEvaluation(deps: { properties: PropertiesService;
 
   async function fieldsWithoutLock(tenant: TenantDb, entityId: string): Promise<RecordField[]> {
     return (await properties.liveInfo(tenant, entityId))
-      .map((p) => ({ propertyId: p.propertyId, fieldType: p.fieldType, optionValues: p.optionValues, isMasked: false }));
+      .map((p) => ({ propertyId: p.propertyId, storageKey: p.storageKey, fieldType: p.fieldType, optionValues: p.optionValues, isMasked: false }));
   }
 
   async function conditionsSql(tenant: TenantDb, entityId: string, conditions: unknown) {

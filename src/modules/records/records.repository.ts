@@ -2,6 +2,7 @@ import { sql, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
 import type { RecordsTable } from '../../db/schema.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import { afterNull, afterValued, cursorKey, cursorValue, orderNull, orderValued, type Cursor, type Sort } from './record-sort.ts';
+import { dataKey } from '../../query/data-key.ts';
 
 export type RecordRow = Selectable<RecordsTable>;
 
@@ -328,16 +329,16 @@ export async function lockValues(tenant: TenantDb, entityId: string, propertyId:
 }
 
 /**
- * Live records of the entity whose `data -> propertyId` equals one of `values` (JSON values), in
+ * Live records of the entity whose `data -> storageKey` equals one of `values` (JSON values), in
  * record ID order. The values are one array parameter (`= ANY`), which PostgreSQL hashes, so a
  * scan of the entity's records costs O(1) per record whatever the number of values; on a large
  * entity the property's sort index (records_s_<propertyId>, property-indexes.ts), whose key is
  * this very expression, answers it with index lookups instead. (Not the records_data GIN index:
  * right after bulk writes its pending list makes each probe cost ~1 ms.)
  */
-export async function findLiveByValues(tenant: TenantDb, entityId: string, propertyId: string, values: readonly unknown[]): Promise<{ record_id: string; value: unknown }[]> {
+export async function findLiveByValues(tenant: TenantDb, entityId: string, storageKey: string, values: readonly unknown[]): Promise<{ record_id: string; value: unknown }[]> {
   if (values.length === 0) return [];
-  const value = sql<unknown>`(records.data -> ${sql.lit(propertyId)})`;
+  const value = sql<unknown>`(records.data -> ${dataKey(storageKey)})`;
   return tenant.selectFrom('records')
     .select(['record_id', value.as('value')])
     .where('entity_id', '=', entityId)

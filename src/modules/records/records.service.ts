@@ -138,13 +138,16 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
     };
   }
 
-  /** Only live properties' values leave the server; masked ones masked for MEMBERs. */
+  /**
+   * Only live properties' values leave the server, keyed by property ID (the row keys them by
+   * storage key); masked ones masked for MEMBERs.
+   */
   function toRecord(row: repo.RecordRow, v: EntityView): CrmRecord {
     const data: Record<string, unknown> = {};
-    for (const [propertyId, value] of Object.entries(row.data)) {
-      const field = v.byId.get(propertyId);
-      if (!field) continue;
-      data[propertyId] = v.masked && field.isMasked ? maskValue(field.fieldType, value) : value;
+    for (const field of v.fields) {
+      const value = row.data[field.storageKey];
+      if (value === undefined) continue;
+      data[field.propertyId] = v.masked && field.isMasked ? maskValue(field.fieldType, value) : value;
     }
     return withVersion({
       recordId: row.record_id,
@@ -162,7 +165,11 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
     }, row.version);
   }
 
-  /** Validates and normalises `data` against the entity's live properties; every problem is reported. */
+  /**
+   * Validates and normalises `data` (keyed by property ID) against the entity's live properties;
+   * every problem is reported. The values come back keyed by storage key, as `records.data` and
+   * `current` (the stored values) hold them.
+   */
   function normalizeData(v: EntityView, data: Record<string, unknown>, current?: Record<string, unknown>, path = 'data'): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     const details: ErrorDetail[] = [];
@@ -174,7 +181,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
         continue;
       }
       const result = normalizeValue({ fieldType: field.fieldType, optionValues: field.optionValues }, value);
-      if (result.ok) out[propertyId] = result.value;
+      if (result.ok) out[field.storageKey] = result.value;
       else details.push({ path: `${path}.${propertyId}`, message: `${field.fieldType}: ${result.reason}` });
     }
     if (details.length) {
@@ -190,8 +197,8 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
    */
   function isMaskedEcho(v: EntityView, propertyId: string, value: unknown, current: Record<string, unknown>): boolean {
     const field = v.byId.get(propertyId);
-    if (!v.masked || !field?.isMasked || current[propertyId] === undefined) return false;
-    return JSON.stringify(maskValue(field.fieldType, current[propertyId])) === JSON.stringify(value);
+    if (!v.masked || !field?.isMasked || current[field.storageKey] === undefined) return false;
+    return JSON.stringify(maskValue(field.fieldType, current[field.storageKey])) === JSON.stringify(value);
   }
 
   async function assertOwner(tenant: TenantDb, ownerId: string | null | undefined): Promise<void> {
@@ -221,8 +228,8 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
     const { where, whole } = filter;
     const sort = resolveSort(sortField, direction, v.fields);
     const cursor = decodeCursor(sort, startKey);
-    if (sort.propertyId !== undefined && !trashed) deps.propertyIndexes?.sortedBy(tenant.accountId, v.entityId, sort.propertyId);
-    const ordered = sort.propertyId === undefined || deps.propertyIndexes?.ready(sort.propertyId) === true;
+    if (sort.property !== undefined && !trashed) deps.propertyIndexes?.sortedBy(tenant.accountId, v.entityId, sort.property);
+    const ordered = sort.property === undefined || deps.propertyIndexes?.ready(sort.property.propertyId) === true;
     const { rows, next } = await repo.pageRecords(tenant, { entityId: v.entityId, where, wholeWhere: whole, filtered: !isTrue(where), ordered, sort, cursor, limit: limit ?? 20, trashed, set });
     const data = rows.map((row) => toRecord(row, v));
     return next ? { data, nextKey: encodeCursor(sort, next) } : { data };
@@ -316,9 +323,9 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
         if (input.data) {
           // Merged key by key; null clears. Values of deleted properties are kept (restorable).
           data = { ...row.data };
-          for (const [propertyId, value] of Object.entries(normalizeData(v, input.data, row.data))) {
-            if (value === null) delete data[propertyId];
-            else data[propertyId] = value;
+          for (const [key, value] of Object.entries(normalizeData(v, input.data, row.data))) {
+            if (value === null) delete data[key];
+            else data[key] = value;
           }
         }
         if (input.ownerId !== undefined) await assertOwner(tx, input.ownerId);
@@ -404,14 +411,15 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
 
     async findByValues(tenant, caller, entityId, propertyId, values, options = {}) {
       const v = await view(tenant, caller, entityId);
-      if (!v.byId.has(propertyId)) {
+      const field = v.byId.get(propertyId);
+      if (!field) {
         throw errors.validation(`${propertyId} is not a live property of this entity`, [{ path: 'propertyId', message: 'is not a live property of this entity' }]);
       }
       assertUnmaskedUse(v, [{ field: `data.${propertyId}`, operator: 'eq', value: null }], undefined);
       // A large entity gets the property's sort index (built in the background), which serves these lookups.
-      deps.propertyIndexes?.sortedBy(tenant.accountId, entityId, propertyId);
+      deps.propertyIndexes?.sortedBy(tenant.accountId, entityId, field);
       if (options.lock) await repo.lockValues(tenant, entityId, propertyId, values);
-      const rows = await repo.findLiveByValues(tenant, entityId, propertyId, [...new Set(values)]);
+      const rows = await repo.findLiveByValues(tenant, entityId, field.storageKey, [...new Set(values)]);
       return rows.map((row) => ({ recordId: row.record_id, value: row.value }));
     },
 

@@ -119,7 +119,7 @@ export function createBulkLinking(deps: BulkLinkingDeps): BulkLinking {
     if (!property) throw errors.validation(`${path}.propertyId: must be a live property of the entity`, [{ path: `${path}/propertyId`, message: 'unknown property' }]);
     if (property.fieldType === 'MULTI_CHECKBOX') throw errors.validation(`${path}.propertyId: MULTI_CHECKBOX values cannot be matched`, [{ path: `${path}/propertyId`, message: 'not matchable' }]);
     if (masked && property.isMasked) throw errors.forbidden(`Property ${property.propertyId} is masked: matching on it needs the ADMIN role.`);
-    return { type: 'property', propertyId: property.propertyId };
+    return { type: 'property', storageKey: property.storageKey };
   }
 
   /**

@@ -3,6 +3,7 @@ import type { RelationshipTypesTable, RelationshipsTable } from '../../db/schema
 import type { TenantDb } from '../../db/tenant.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
 import { accessibleBy, inWorkspaceOf } from '../entities/entities.repository.ts';
+import { dataKey } from '../../query/data-key.ts';
 
 export type TypeRow = Selectable<RelationshipTypesTable>;
 export type LinkRow = Selectable<RelationshipsTable>;
@@ -254,16 +255,13 @@ export async function insertLinks(tenant: TenantDb, links: NewLinks): Promise<nu
   return Number(result.numInsertedOrUpdatedRows ?? 0);
 }
 
-export type MatchField = { type: 'name' } | { type: 'property'; propertyId: string };
-
-const SAFE_PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
+/** A property is matched by its storage key (query/data-key.ts), resolved from a property validated to be of the entity. */
+export type MatchField = { type: 'name' } | { type: 'property'; storageKey: string };
 
 /** A match value as SQL: trimmed and lower-cased text of the name or a property value. */
 function matchValue(field: MatchField) {
   if (field.type === 'name') return sql<string>`lower(btrim(records.name))`;
-  // Spliced as a literal key (like the condition compiler), only after validation proved it a property of the entity.
-  if (!SAFE_PROPERTY_ID.test(field.propertyId)) throw new Error('refusing to match on an unvalidated property id');
-  return sql<string>`lower(btrim(records.data->>${sql.raw(`'${field.propertyId}'`)}))`;
+  return sql<string>`lower(btrim(records.data->>${dataKey(field.storageKey)}))`;
 }
 
 /** The match values of the criteria, per record, in criteria order (null when a record has none). */
