@@ -205,7 +205,8 @@ describe('faults under write load: killed backends and a cut database (PostgreSQ
 
   test('every acknowledged write is stored exactly once; no unacknowledged bulk is partial', async (ctx) => {
     const rows = (await admin.query<{ record_id: string; name: string; tag: string }>(
-      `SELECT record_id, name, data ->> $3 AS tag FROM records WHERE account_id = $1 AND entity_id = $2`,
+      `SELECT record_id, name, data ->> (SELECT storage_key FROM properties WHERE account_id = $1 AND property_id = $3) AS tag
+       FROM records WHERE account_id = $1 AND entity_id = $2`,
       [account.accountId, entityId, propertyId],
     )).rows;
     const byName = new Map<string, string[]>();
