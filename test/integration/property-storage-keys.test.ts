@@ -67,6 +67,22 @@ async function exercise(ok: Ok, entityId: string, p: { city: string; score: stri
   assert.deepEqual(ids(await search([{ field: `data.${p.score}`, operator: 'eq', value: '30' }])), [third]);
 }
 
+/** An entity with a TEXT, a NUMBER and a DROPDOWN property and three records. */
+async function entityWithRecords(ok: Ok) {
+  const entityId = (await ok('POST', '/entities', { name: 'keys', slug: uniq('keys') })).entityId as string;
+  const p = {
+    city: (await ok('POST', '/properties', { entityId, name: 'city', fieldType: 'TEXT' })).propertyId as string,
+    score: (await ok('POST', '/properties', { entityId, name: 'score', fieldType: 'NUMBER' })).propertyId as string,
+    stage: (await ok('POST', '/properties', { entityId, name: 'stage', fieldType: 'DROPDOWN', options: ['LEAD', 'WON'].map((v) => ({ label: v, value: v })) })).propertyId as string,
+  };
+  await ok('POST', '/records/bulk', { records: [
+    { entityId, name: 'a', data: { [p.city]: 'Seoul', [p.score]: 10, [p.stage]: 'WON' } },
+    { entityId, name: 'b', data: { [p.city]: 'Busan', [p.score]: 20, [p.stage]: 'LEAD' } },
+    { entityId, name: 'c', data: { [p.city]: 'Seoul', [p.score]: 30, [p.stage]: 'WON' } },
+  ] });
+  return { entityId, p };
+}
+
 describe('property storage keys', () => {
   let t: TestApp;
   let a: TestAccount;
@@ -79,23 +95,8 @@ describe('property storage keys', () => {
   });
   after(() => t.close());
 
-  async function entityWithRecords() {
-    const entityId = (await ok('POST', '/entities', { name: 'keys', slug: uniq('keys') })).entityId as string;
-    const p = {
-      city: (await ok('POST', '/properties', { entityId, name: 'city', fieldType: 'TEXT' })).propertyId as string,
-      score: (await ok('POST', '/properties', { entityId, name: 'score', fieldType: 'NUMBER' })).propertyId as string,
-      stage: (await ok('POST', '/properties', { entityId, name: 'stage', fieldType: 'DROPDOWN', options: ['LEAD', 'WON'].map((v) => ({ label: v, value: v })) })).propertyId as string,
-    };
-    await ok('POST', '/records/bulk', { records: [
-      { entityId, name: 'a', data: { [p.city]: 'Seoul', [p.score]: 10, [p.stage]: 'WON' } },
-      { entityId, name: 'b', data: { [p.city]: 'Busan', [p.score]: 20, [p.stage]: 'LEAD' } },
-      { entityId, name: 'c', data: { [p.city]: 'Seoul', [p.score]: 30, [p.stage]: 'WON' } },
-    ] });
-    return { entityId, p };
-  }
-
   test('new properties get short keys, and records store their values under them', async () => {
-    const { entityId, p } = await entityWithRecords();
+    const { entityId, p } = await entityWithRecords(ok);
     const keys = await storageKeys(a, entityId);
     assert.deepEqual([keys.get(p.city), keys.get(p.score), keys.get(p.stage)], ['1', '2', '3']);
     const [record] = (await ok('GET', `/records?entityId=${entityId}&limit=1&sortField=name&sortDirection=asc`)).data;
@@ -105,7 +106,7 @@ describe('property storage keys', () => {
   });
 
   test('a key is never given twice in an entity: a deleted property\'s values stay its own', async () => {
-    const { entityId, p } = await entityWithRecords();
+    const { entityId, p } = await entityWithRecords(ok);
     await ok('DELETE', `/properties/${p.stage}`);
     const next = (await ok('POST', '/properties', { entityId, name: 'stage2', fieldType: 'TEXT' })).propertyId as string;
     const keys = await storageKeys(a, entityId);
@@ -117,8 +118,8 @@ describe('property storage keys', () => {
   });
 
   test('the same short key in two entities keeps their records apart', async () => {
-    const one = await entityWithRecords();
-    const two = await entityWithRecords();
+    const one = await entityWithRecords(ok);
+    const two = await entityWithRecords(ok);
     const page = await ok('POST', '/records/search/advanced', {
       entityId: two.entityId, conditionGroup: { operator: 'AND', conditions: [{ field: `data.${two.p.city}`, operator: 'eq', value: 'Seoul' }] }, limit: 100,
     });
@@ -153,17 +154,7 @@ describe('migration 0018_property_storage_keys', () => {
   });
 
   test('values stored under property IDs (before 0018) answer the same; new properties get short keys', async () => {
-    const entityId = (await ok('POST', '/entities', { name: 'legacy', slug: uniq('legacy') })).entityId as string;
-    const p = {
-      city: (await ok('POST', '/properties', { entityId, name: 'city', fieldType: 'TEXT' })).propertyId as string,
-      score: (await ok('POST', '/properties', { entityId, name: 'score', fieldType: 'NUMBER' })).propertyId as string,
-      stage: (await ok('POST', '/properties', { entityId, name: 'stage', fieldType: 'DROPDOWN', options: ['LEAD', 'WON'].map((v) => ({ label: v, value: v })) })).propertyId as string,
-    };
-    await ok('POST', '/records/bulk', { records: [
-      { entityId, name: 'a', data: { [p.city]: 'Seoul', [p.score]: 10, [p.stage]: 'WON' } },
-      { entityId, name: 'b', data: { [p.city]: 'Busan', [p.score]: 20, [p.stage]: 'LEAD' } },
-      { entityId, name: 'c', data: { [p.city]: 'Seoul', [p.score]: 30, [p.stage]: 'WON' } },
-    ] });
+    const { entityId, p } = await entityWithRecords(ok);
 
     // Down to 0017 (values renamed back to property IDs), then up: the state of a database from before 0018.
     const migrator = new Migrator({ db: systemDb(database.db), provider: { getMigrations: async () => migrations } });
