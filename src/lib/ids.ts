@@ -68,8 +68,11 @@ export function newId(kind: IdKind, now: Date = new Date()): string {
   return `${ID_PREFIXES[kind]}1${utcStamp(now)}${randomChars(11)}`;
 }
 
+const ID_PATTERNS = Object.fromEntries(Object.entries(ID_PREFIXES).map(([kind, prefix]) => [kind, new RegExp(`^${prefix}1\\d{15}[A-Za-z0-9]{11}$`)])) as Record<IdKind, RegExp>;
+
+/** Whether `value` has the exact shape of an ID of this kind (what may be spliced into SQL or DDL). */
 export function isId(kind: IdKind, value: string): boolean {
-  return new RegExp(`^${ID_PREFIXES[kind]}1\\d{15}[A-Za-z0-9]{11}$`).test(value);
+  return ID_PATTERNS[kind].test(value);
 }
 
 /** Member IDs: `MEM` + 11 base62 characters. */

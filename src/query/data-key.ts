@@ -1,4 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
+import { isId } from '../lib/ids.ts';
 
 /**
  * A property's storage key: where its values live in `records.data` (migration 0018). New
@@ -6,15 +7,15 @@ import { sql, type RawBuilder } from 'kysely';
  * property ID. Keys are spliced into SQL as literals (a literal key is what lets PostgreSQL match
  * `data -> 'k'` to an expression index), so only these two shapes are ever let through.
  */
-const STORAGE_KEY = /^(?:[0-9a-z]{1,7}|CRMPP1\d{15}[A-Za-z0-9]{11})$/;
+const SHORT_KEY = /^[0-9a-z]{1,7}$/;
 
 export function isStorageKey(key: string): boolean {
-  return STORAGE_KEY.test(key);
+  return SHORT_KEY.test(key) || isId('property', key);
 }
 
 /** The key as a SQL string literal: `'k'`. */
 export function dataKey(key: string): RawBuilder<unknown> {
-  if (!STORAGE_KEY.test(key)) throw new Error('refusing to compile an unvalidated storage key');
+  if (!isStorageKey(key)) throw new Error('refusing to compile an unvalidated storage key');
   return sql.raw(`'${key}'`);
 }
 

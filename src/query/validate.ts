@@ -5,6 +5,7 @@ import {
   type CatalogProperty, type Condition, type ConditionGroup, type FieldKind, type Operator, type ResolvedField,
 } from './types.ts';
 import { isRelationshipField, validateRelationshipCondition, type RelationshipField } from './relationship-conditions.ts';
+import { isId } from '../lib/ids.ts';
 
 /**
  * Parse + validate: unknown JSON → a condition tree whose every field exists on the entity,
@@ -21,7 +22,6 @@ const SYSTEM_FIELDS: Record<string, ResolvedField> = {
   dateUpdated: { source: 'column', column: 'date_updated', kind: 'datetime' },
 };
 
-const PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const NO_VALUE_OPERATORS = new Set<Operator>(['isEmpty', 'isNotEmpty']);
 const DAY_OPERATORS = new Set<Operator>(['withinLastDays', 'withinNextDays', 'olderThanDays']);
@@ -54,7 +54,7 @@ export function resolveField(field: unknown, catalog: Catalog, path: string): Re
   if (system) return system;
   if (field.startsWith('data.')) {
     const propertyId = field.slice(5);
-    const property = PROPERTY_ID.test(propertyId) ? catalog.get(propertyId) : undefined;
+    const property = isId('property', propertyId) ? catalog.get(propertyId) : undefined;
     if (!property) throw new Invalid(path, `unknown property "${propertyId.slice(0, 64)}" on this entity`);
     return { source: 'data', propertyId, storageKey: property.storageKey, kind: FIELD_KIND[property.fieldType], optionValues: property.optionValues };
   }

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { DB } from '../../db/schema.ts';
 import { systemDb, tenantDb } from '../../db/tenant.ts';
 import { isStorageKey } from '../../query/data-key.ts';
+import { isId } from '../../lib/ids.ts';
 
 /**
  * Sort indexes per property, built on demand (docs/design/storage.md, "Property sort indexes").
@@ -65,8 +66,6 @@ export interface PropertyIndexesOptions {
 /** A queued build: `propertyId` names the indexes and keys the node's state. */
 type BuildJob = { accountId: string; entityId: string; propertyId: string; property: IndexedProperty };
 
-const PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
-const ENTITY_ID = /^CRMET1\d{15}[A-Za-z0-9]{11}$/;
 /** pg_advisory_lock key: crm-core's record-index builds, one at a time across nodes. */
 const BUILD_LOCK = 0x63726d69;
 
@@ -75,7 +74,7 @@ export const nullIndexName = (propertyId: string) => `records_n_${propertyId}`;
 
 /** The two statements for a property (IDs and key validated: they are spliced into DDL). */
 export function propertyIndexDdl(entityId: string, { propertyId, storageKey }: IndexedProperty, concurrently: boolean): { name: string; create: string }[] {
-  if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId) || !isStorageKey(storageKey)) throw new Error('refusing to build an index for an unvalidated ID');
+  if (!isId('property', propertyId) || !isId('entity', entityId) || !isStorageKey(storageKey)) throw new Error('refusing to build an index for an unvalidated ID');
   const how = concurrently ? 'CONCURRENTLY ' : '';
   const value = `(data -> '${storageKey}')`;
   return [
@@ -171,7 +170,7 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
       WHERE i.indrelid = 'records'::regclass`.execute(db)).rows
       .filter(({ name }) => name.startsWith('records_s_') || name.startsWith('records_n_'))
       .map(({ name }) => ({ name, propertyId: name.slice('records_s_'.length) }))
-      .filter(({ propertyId }) => PROPERTY_ID.test(propertyId));
+      .filter(({ propertyId }) => isId('property', propertyId));
     if (indexes.length === 0) return [];
     const live = new Set((await systemDb(db).selectFrom('properties').select('property_id')
       .where('property_id', 'in', [...new Set(indexes.map((i) => i.propertyId))])
@@ -213,7 +212,7 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
       const { propertyId } = property;
       const state = known.get(propertyId);
       if (state === 'ready' || (typeof state === 'number' && state > Date.now())) return;
-      if (!PROPERTY_ID.test(propertyId) || !ENTITY_ID.test(entityId) || !isStorageKey(property.storageKey)) return;
+      if (!isId('property', propertyId) || !isId('entity', entityId) || !isStorageKey(property.storageKey)) return;
       // Queued or running: not asked again meanwhile.
       known.set(propertyId, Number.POSITIVE_INFINITY);
       queue.push({ accountId, entityId, propertyId, property });

@@ -3,6 +3,7 @@ import { errors } from '../../errors.ts';
 import type { RecordField } from '../properties/properties.service.ts';
 import { dataKey } from '../../query/data-key.ts';
 import type { IndexedProperty } from './property-indexes.ts';
+import { isId } from '../../lib/ids.ts';
 
 /**
  * Sorting and keyset cursors. A page is "rows after the cursor's (sort value, record_id) in
@@ -34,8 +35,6 @@ export interface Cursor {
   recordId: string;
 }
 
-const PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
-
 export function resolveSort(field: string | undefined, direction: 'asc' | 'desc' | undefined, fields: readonly RecordField[]): Sort {
   const dir = direction ?? 'desc';
   switch (field ?? 'dateCreated') {
@@ -44,7 +43,7 @@ export function resolveSort(field: string | undefined, direction: 'asc' | 'desc'
     // Code-point order (C collation): the same index serves the name sort and fulltext prefixes.
     case 'name': return { expr: sql`(lower(records.name) COLLATE "C")`, direction: dir, nullable: false, label: 'name' };
     default: {
-      const property = PROPERTY_ID.test(field!) ? fields.find((f) => f.propertyId === field) : undefined;
+      const property = isId('property', field!) ? fields.find((f) => f.propertyId === field) : undefined;
       if (!property) throw errors.validation(`sortField: "${String(field).slice(0, 64)}" is not dateCreated, dateUpdated, name or a property of this entity`, [{ path: 'sortField', message: 'unknown sort field' }]);
       // The jsonb value itself is the key (numbers compare numerically, strings by collation):
       // the same expression as the property's sort index (property-indexes.ts), and one that

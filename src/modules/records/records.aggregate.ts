@@ -11,6 +11,7 @@ import type { EntitiesService } from '../entities/entities.service.ts';
 import type { PropertiesService, RecordField } from '../properties/properties.service.ts';
 import type { RelationshipFieldsLoader } from '../relationships/relationship-fields.ts';
 import { FULL_SCAN_SETTINGS } from './records.repository.ts';
+import { isId } from '../../lib/ids.ts';
 
 /**
  * Aggregates over an entity's live records (API.md §10, POST /records/aggregate): count, sum,
@@ -100,7 +101,6 @@ export const MAX_BUCKETS = 10_000;
 const MAX_FILLED_BUCKETS = MAX_BUCKETS;
 const MAX_METRICS = 10;
 
-const PROPERTY_ID = /^CRMPP1\d{15}[A-Za-z0-9]{11}$/;
 /** IANA names (Asia/Seoul, America/Argentina/Buenos_Aires, Etc/GMT+9, UTC). No offsets: PostgreSQL reads "+09:00" POSIX-style. */
 const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 
@@ -273,7 +273,7 @@ export function createRecordAggregates(deps: RecordAggregatesDeps): RecordAggreg
     if (groupBy === 'dateCreated' || groupBy === 'dateUpdated') {
       return { kind: 'date', source: { column: groupBy === 'dateCreated' ? 'date_created' : 'date_updated' }, bucket: dateBucket ?? 'month' };
     }
-    const field = PROPERTY_ID.test(groupBy) ? byId.get(groupBy) : undefined;
+    const field = isId('property', groupBy) ? byId.get(groupBy) : undefined;
     if (!field) throw invalid('groupBy', `"${groupBy.slice(0, 64)}" is not a live property of this entity, ownerId, tags, dateCreated or dateUpdated`);
     if (masked && field.isMasked) throw errors.forbidden(`Property ${groupBy} is masked: grouping by it needs the ADMIN role.`);
     switch (field.fieldType) {
@@ -290,7 +290,7 @@ export function createRecordAggregates(deps: RecordAggregatesDeps): RecordAggreg
 
   function numberProperty(byId: Map<string, RecordField>, masked: boolean, propertyId: string | null | undefined, path: string, op: string): string {
     if (propertyId === null || propertyId === undefined) throw invalid(path, `${op} needs a NUMBER propertyId`);
-    const field = PROPERTY_ID.test(propertyId) ? byId.get(propertyId) : undefined;
+    const field = isId('property', propertyId) ? byId.get(propertyId) : undefined;
     if (!field) throw invalid(path, `"${propertyId.slice(0, 64)}" is not a live property of this entity`);
     if (field.fieldType !== 'NUMBER') throw invalid(path, `property ${propertyId} is ${field.fieldType}; ${op} needs a NUMBER property`);
     if (masked && field.isMasked) throw errors.forbidden(`Property ${propertyId} is masked: aggregating it needs the ADMIN role.`);
