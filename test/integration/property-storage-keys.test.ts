@@ -117,6 +117,22 @@ describe('property storage keys', () => {
     assert.equal((await storedData(a, records[0].recordId))['3'] !== undefined, true);
   });
 
+  test('properties created at once in one entity get distinct keys, and each keeps its own values', async () => {
+    const entityId = (await ok('POST', '/entities', { name: 'parallel', slug: uniq('parallel') })).entityId as string;
+    const created = await Promise.all([
+      ...Array.from({ length: 6 }, (_, i) => ok('POST', '/properties', { entityId, name: `p${i}`, fieldType: 'NUMBER' })),
+      ok('POST', '/properties/bulk', { properties: [0, 1].map((i) => ({ entityId, name: `bulk${i}`, fieldType: 'NUMBER' })) }),
+    ]);
+    // Six single creates and one bulk create (a bare array).
+    const ids = created.flatMap((c: any) => (Array.isArray(c) ? c : [c]).map((x: any) => x.propertyId as string));
+    assert.equal(ids.length, 8);
+    const keys = await storageKeys(a, entityId);
+    assert.deepEqual([...keys.values()].sort(), ['1', '2', '3', '4', '5', '6', '7', '8']);
+    const data = Object.fromEntries(ids.map((id: string, i: number) => [id, i]));
+    const record = await ok('POST', '/records', { entityId, name: 'r', data });
+    assert.deepEqual((await ok('GET', `/records/${record.recordId}`)).data, data);
+  });
+
   test('the same short key in two entities keeps their records apart', async () => {
     const one = await entityWithRecords(ok);
     const two = await entityWithRecords(ok);
