@@ -54,10 +54,10 @@ export function updateProperty(tenant: TenantDb, propertyId: string, changes: Up
 
 // ---- Stored values of a property (the fieldType conversion) ----
 //
-// A property owns the meaning of its values: records store them in `records.data` keyed by
-// the property's storage key (query/data-key.ts), but what a value may be is the property's fieldType and options. So when those
-// change, this module rewrites the values itself (and only the values of that one key), instead of
-// going through the records module's per-record API.
+// A property owns the meaning of its values: records store them in `records.data` under the
+// property's storage key (query/data-key.ts), but what a value may be is the property's fieldType
+// and options. So when those change, this module rewrites the values itself (and only the values
+// of that one key), instead of going through the records module's per-record API.
 
 /** First keys of our two-key advisory locks ("CRM" + n); the second key is a hash of account and entity. */
 const RECORD_VALUES_LOCK = 0x43524d01;

@@ -63,8 +63,7 @@ export interface PropertyIndexesOptions {
   onError?: (error: unknown, propertyId: string) => void;
 }
 
-/** A queued build: `propertyId` names the indexes and keys the node's state. */
-type BuildJob = { accountId: string; entityId: string; propertyId: string; property: IndexedProperty };
+type BuildJob = { accountId: string; entityId: string; property: IndexedProperty };
 
 /** pg_advisory_lock key: crm-core's record-index builds, one at a time across nodes. */
 const BUILD_LOCK = 0x63726d69;
@@ -140,8 +139,9 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
   async function build(job: BuildJob): Promise<void> {
     const ddl = propertyIndexDdl(job.entityId, job.property, (await engineOf()) === 'postgres');
     const names = ddl.map((d) => d.name);
-    if (await validIndexes(names) === names.length) return void known.set(job.propertyId, 'ready');
-    if (!(await enoughRecords(job.accountId, job.entityId))) return void known.set(job.propertyId, Date.now() + recheckMs);
+    const { propertyId } = job.property;
+    if (await validIndexes(names) === names.length) return void known.set(propertyId, 'ready');
+    if (!(await enoughRecords(job.accountId, job.entityId))) return void known.set(propertyId, Date.now() + recheckMs);
     if ((await engineOf()) === 'pglite') {
       for (const d of ddl) await sql.raw(d.create).execute(db);
     } else {
@@ -157,7 +157,7 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
         }
       });
     }
-    known.set(job.propertyId, (await validIndexes(names)) === names.length ? 'ready' : Date.now() + recheckMs);
+    known.set(propertyId, (await validIndexes(names)) === names.length ? 'ready' : Date.now() + recheckMs);
   }
 
   /**
@@ -200,8 +200,8 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
       try {
         await build(job);
       } catch (error) {
-        known.set(job.propertyId, Date.now() + recheckMs);
-        options.onError?.(error, job.propertyId);
+        known.set(job.property.propertyId, Date.now() + recheckMs);
+        options.onError?.(error, job.property.propertyId);
       }
     }
     running = undefined;
@@ -215,7 +215,7 @@ export function createPropertyIndexes(options: PropertyIndexesOptions): Property
       if (!isId('property', propertyId) || !isId('entity', entityId) || !isStorageKey(property.storageKey)) return;
       // Queued or running: not asked again meanwhile.
       known.set(propertyId, Number.POSITIVE_INFINITY);
-      queue.push({ accountId, entityId, propertyId, property });
+      queue.push({ accountId, entityId, property });
       running ??= drain();
     },
     ready: (propertyId) => known.get(propertyId) === 'ready',
