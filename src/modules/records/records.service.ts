@@ -118,6 +118,8 @@ interface EntityView {
   entityId: string;
   fields: RecordField[];
   byId: Map<string, RecordField>;
+  /** The same fields by storage key: how a stored row names them. */
+  byKey: Map<string, RecordField>;
   catalog: Catalog;
   /** MEMBERs get masked values (API.md §1.7). */
   masked: boolean;
@@ -133,6 +135,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
       entityId,
       fields,
       byId: new Map(fields.map((f) => [f.propertyId, f])),
+      byKey: new Map(fields.map((f) => [f.storageKey, f])),
       catalog: catalogOf(fields),
       masked: caller.role === 'MEMBER',
     };
@@ -144,9 +147,10 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
    */
   function toRecord(row: repo.RecordRow, v: EntityView): CrmRecord {
     const data: Record<string, unknown> = {};
-    for (const field of v.fields) {
-      const value = row.data[field.storageKey];
-      if (value === undefined) continue;
+    // The row's own keys, not every field: a record holds few of a wide entity's properties.
+    for (const [key, value] of Object.entries(row.data)) {
+      const field = v.byKey.get(key);
+      if (!field) continue;
       data[field.propertyId] = v.masked && field.isMasked ? maskValue(field.fieldType, value) : value;
     }
     return withVersion({
