@@ -144,6 +144,22 @@ describe('condition compiler = in-memory evaluator', () => {
     }), { numRuns: 40 });
   });
 
+  test('text equality ignores case, also where the value has no case (compared without lower())', async () => {
+    const names = ['Kim', 'kim', 'KIM', '김민준', '김민준 Kim', 'Straße', 'STRASSE', '123', '', 'ǅemal', 'ǆemal'];
+    const records: EvaluableRecord[] = names.map((name) => ({ name, ownerId: null, tags: [], dateCreated: new Date(NOW).toISOString(), dateUpdated: new Date(NOW).toISOString(), data: {} }));
+    await load(records);
+    const values = ['kim', 'KIM', '김민준', '123', '', 'straße', 'ǆemal'];
+    const conditions = [
+      ...values.flatMap((value) => ['eq', 'neq'].map((operator) => ({ field: 'name', operator, value }))),
+      ...[['김민준', '123'], ['김민준', 'kim'], ['Straße', '']].flatMap((value) => ['in', 'notIn'].map((operator) => ({ field: 'name', operator, value }))),
+    ];
+    for (const condition of conditions) {
+      const group = validateConditionGroup({ operator: 'AND', conditions: [condition] }, catalog);
+      const expected = records.flatMap((r, j) => (evaluateGroup(group, r, catalog, NOW) ? [j] : []));
+      assert.deepEqual(await sqlMatches(group), expected, JSON.stringify(condition));
+    }
+  });
+
   test('hostile strings are data, not SQL', async () => {
     const hostile = ["'; DROP TABLE records; --", "\\'", '%', '_', '\\', '$1', '?|', "') OR TRUE --", '\u0000'.replace('\u0000', '')];
     const records: EvaluableRecord[] = hostile.map((name) => ({ name, ownerId: null, tags: [], dateCreated: new Date(NOW).toISOString(), dateUpdated: new Date(NOW).toISOString(), data: {} }));
