@@ -19,12 +19,12 @@ import { insightsRoutes } from '../modules/insights/insights.routes.ts';
 import { filesRoutes } from '../modules/files/files.routes.ts';
 import { importsRoutes } from '../modules/imports/imports.routes.ts';
 import { exportsRoutes } from '../modules/exports/exports.routes.ts';
-import { handleClientError, handleFrameworkError, registerErrorHandling } from './error-handler.ts';
+import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './error-handler.ts';
 import { registerETags } from './etag.ts';
 import { opsRoutes } from './ops.routes.ts';
 import { registerAuth } from './plugins/auth.ts';
 import { registerIdempotency } from './plugins/idempotency.ts';
-import { registerMetrics } from './plugins/metrics.ts';
+import { createHttpMetrics, registerMetrics } from './plugins/metrics.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { registerRateLimit } from './plugins/rate-limit.ts';
 import { ErrorBody } from './schemas/common.ts';
@@ -53,6 +53,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the HTTP application without listening (tests drive it with inject() or a real port). */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const metrics = createHttpMetrics();
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
@@ -68,9 +69,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Routing errors (bad percent-encoding, over-long path parameters) in our error format.
-    frameworkErrors: handleFrameworkError,
+    frameworkErrors: frameworkErrorHandler(metrics),
     // Requests Node's HTTP parser refuses (oversized headers, malformed HTTP), in our format too.
-    clientErrorHandler: handleClientError,
+    clientErrorHandler: clientErrorHandler(metrics),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -85,9 +86,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
 
-  const metrics = registerMetrics(app);
+  registerMetrics(app, metrics);
   await registerOpenApi(app, { docsEnabled: options.docsEnabled ?? true, version: VERSION });
-  await app.register(opsRoutes, { db: options.db, metrics });
+  await app.register(opsRoutes, { db: options.db, metrics: metrics.registry });
   app.decorate('publicBaseUrl', options.publicBaseUrl);
   // Signed downloads carry their credential in the link, so they live outside the API-key scope.
   await app.register(filesRoutes, { files: options.services.files, db: options.db, prefix: API_PREFIX });

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errors } from '../errors.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
+import { UNPARSED_METHOD, UNROUTED, type HttpMetrics } from './plugins/metrics.ts';
 
 /** PostgreSQL data exceptions that only client input can cause: text it cannot store (e.g. U+0000). */
 const BAD_INPUT_SQLSTATES = new Set(['22021', '22P05']);
@@ -117,11 +118,15 @@ export function registerErrorHandling(app: FastifyInstance): void {
  * runs (a path that is not valid percent-encoded UTF-8, an over-long path parameter). Without it
  * Fastify answers them itself, in its own format and without x-request-id.
  */
-export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  reply.header('x-request-id', request.id);
-  const known = toAppError(error, request);
-  if (!known) request.log.error({ err: error }, 'routing failed');
-  return send(reply, known ?? internalError());
+export function frameworkErrorHandler(metrics: HttpMetrics) {
+  return function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    reply.header('x-request-id', request.id);
+    const known = toAppError(error, request);
+    if (!known) request.log.error({ err: error }, 'routing failed');
+    // No onResponse hook runs for a request refused before routing: it is counted here.
+    reply.raw.once('finish', () => metrics.observe(request.method, UNROUTED, reply.statusCode, reply.elapsedTime / 1000));
+    return send(reply, known ?? internalError());
+  };
 }
 
 /**
@@ -131,17 +136,20 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
  * requestTimeout → 408). Same statuses as Fastify's default handler, in our error format; the
  * connection is closed, as the parser's state is unknown.
  */
-export function handleClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, message] =
-    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'The request line and headers are larger than the server accepts.']
-    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'The request was not received in time.']
-    : [400, 'The request is not valid HTTP/1.1.'];
-  this.log.debug({ err: error }, 'client error');
-  const body = JSON.stringify({ errorCode: 'ValidationError', errorMessage: message });
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
-  }
-  socket.destroy(error);
+export function clientErrorHandler(metrics: HttpMetrics) {
+  return function handleClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, message] =
+      error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'The request line and headers are larger than the server accepts.']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'The request was not received in time.']
+      : [400, 'The request is not valid HTTP/1.1.'];
+    this.log.debug({ err: error }, 'client error');
+    const body = JSON.stringify({ errorCode: 'ValidationError', errorMessage: message });
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n`
+        + `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+      metrics.observe(UNPARSED_METHOD, UNROUTED, status);
+    }
+    socket.destroy(error);
+  };
 }

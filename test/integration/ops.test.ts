@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { LIMITS, OPERATORS, RELATIONSHIP_OPERATORS } from '../../src/query/types.ts';
@@ -126,6 +127,35 @@ describe('operations endpoints (API.md §11)', () => {
       for (const raw of [member.memberId, missing, junk]) assert.ok(!text.includes(raw), `${raw} is not a label value`);
       // Process metrics come along.
       assert.match(text, /^crm_core_process_cpu_user_seconds_total /m);
+    });
+
+    test('requests refused before routing are counted too, under route "unrouted"', async () => {
+      const unrouted = async (method: string, status: string) => {
+        const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+        const m = new RegExp(`^crm_core_http_requests_total\\{method="${method}",route="unrouted",status="${status}"\\} (\\d+)$`, 'm').exec(text);
+        return m ? Number(m[1]) : 0;
+      };
+      const before = await unrouted('GET', '400');
+      // Bad percent-encoding and an over-long path parameter: Fastify's frameworkErrors, no hooks run.
+      assert.equal((await t.app.inject({ method: 'GET', url: `${BASE}/members/%` })).statusCode, 400);
+      assert.equal((await t.app.inject({ method: 'GET', url: `${BASE}/members/${'m'.repeat(300)}` })).statusCode, 400);
+      assert.equal(await unrouted('GET', '400'), before + 2);
+      const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+      assert.match(text, /^crm_core_http_request_duration_seconds_count\{method="GET",route="unrouted"\} [1-9]\d*$/m, 'with a latency');
+
+      // Bytes Node's HTTP parser refuses (an invalid header name): no request object at all.
+      const parserBefore = await unrouted('UNPARSED', '400');
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const answer = await new Promise<string>((resolve) => {
+        const socket = connect((t.app.server.address() as AddressInfo).port, '127.0.0.1');
+        const chunks: Buffer[] = [];
+        socket.on('data', (c) => chunks.push(c));
+        socket.on('error', () => { /* the server resets after answering */ });
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+        socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n');
+      });
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+      assert.equal(await unrouted('UNPARSED', '400'), parserBefore + 1);
     });
   });
 

@@ -2,10 +2,26 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
+ * Route label of requests refused before routing: bad percent-encoding or an over-long path
+ * parameter (Fastify's frameworkErrors), or bytes Node's HTTP parser refused (clientErrorHandler).
+ */
+export const UNROUTED = 'unrouted';
+/** Method label when the HTTP parser refused the request before reading a method. */
+export const UNPARSED_METHOD = 'UNPARSED';
+
+/**
  * Prometheus metrics for this process: request counts and latencies by route template (never
  * the raw URL, which would explode label cardinality with IDs) plus Node's default metrics.
+ * Created before the Fastify instance, so that the handlers of requests refused before routing,
+ * which no hook sees, count them too.
  */
-export function registerMetrics(app: FastifyInstance): Registry {
+export interface HttpMetrics {
+  registry: Registry;
+  /** One answered request; `seconds` is absent when the start is unknown (a parser refusal). */
+  observe(method: string, route: string, status: number, seconds?: number): void;
+}
+
+export function createHttpMetrics(): HttpMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'crm_core_' });
   const requests = new Counter({
@@ -21,10 +37,18 @@ export function registerMetrics(app: FastifyInstance): Registry {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  return {
+    registry,
+    observe(method, route, status, seconds) {
+      requests.inc({ method, route, status: String(status) });
+      if (seconds !== undefined) duration.observe({ method, route }, seconds);
+    },
+  };
+}
+
+/** Counts every request that reached routing (matched or the 404 handler's 'unmatched'). */
+export function registerMetrics(app: FastifyInstance, metrics: HttpMetrics): void {
   app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    metrics.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
-  return registry;
 }
