@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { InsertQueryNode, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
 import { expectError, uniq, type Res } from '../helpers/assertions.ts';
@@ -26,6 +27,20 @@ function bulkResult(res: Res, items: number): { succeeded: number; failed: any[]
 
 /** failed[] as {key: errorCode} for compact assertions. */
 const codes = (failed: any[], key: 'index' | 'recordId') => Object.fromEntries(failed.map((f) => [f[key], f.errorCode]));
+
+/** Counts the rows the app's INSERT INTO records statements wrote (their affected rows). */
+class RecordInserts implements KyselyPlugin {
+  rows = 0;
+  readonly #inserts = new WeakSet<object>();
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    if (InsertQueryNode.is(args.node) && args.node.into?.table.identifier.name === 'records') this.#inserts.add(args.queryId);
+    return args.node;
+  }
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    if (this.#inserts.has(args.queryId)) this.rows += Number(args.result.numAffectedRows ?? 0n);
+    return args.result;
+  }
+}
 
 describe('bulk records (API.md §5)', () => {
   let t: TestApp;
@@ -244,6 +259,30 @@ describe('bulk records (API.md §5)', () => {
       assert.deepEqual(codes(again.failed, 'index'), { 3: 'PlanQuotaExceeded', 4: 'PlanQuotaExceeded' });
       assert.equal(await rowCount(acct), 10);
       assert.equal(await recordsUsed(acct), 10);
+    });
+
+    test('at the limit, a bulk create writes no rows at all (nothing inserted to be taken out again)', async () => {
+      // A second API node on the same database, whose statements are watched.
+      const inserts = new RecordInserts();
+      const watched = await startTestApp({ database: { ...t.database, db: t.database.db.withPlugin(inserts), close: async () => {} }, masterKey: t.masterKey });
+      try {
+        const acct = await watched.newAccount();
+        const entity = await newEntity(acct);
+        await watched.services.quota.setLimits(acct.tenant, { 'records.max': 3 });
+        const send = async (n: number) => bulkResult(
+          await watched.call(acct, 'POST', `${V1}/records/bulk`, { records: Array.from({ length: n }, (_, i) => ({ entityId: entity, name: `n${i}` })) }), n);
+        const first = await send(5);
+        assert.equal(first.succeeded, 3);
+        assert.equal(inserts.rows, 3, 'only the items that fit were written');
+        const full = await send(4);
+        assert.deepEqual(codes(full.failed, 'index'), { 0: 'PlanQuotaExceeded', 1: 'PlanQuotaExceeded', 2: 'PlanQuotaExceeded', 3: 'PlanQuotaExceeded' });
+        assert.equal(full.failed[0].errorMessage, 'records.max: 3/3');
+        assert.equal(inserts.rows, 3, 'nothing written when full');
+        assert.equal(await rowCount(acct), 3);
+        assert.equal(await recordsUsed(acct), 3);
+      } finally {
+        await watched.close();
+      }
     });
 
     test('concurrent bulk creates never exceed the limit together, and usage matches the rows', async () => {

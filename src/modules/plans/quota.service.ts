@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { errors } from '../../errors.ts';
+import { errors, type AppError } from '../../errors.ts';
 import type { TenantDb } from '../../db/tenant.ts';
 import { COUNT_LIMITS, type CountLimit, type PlanLimits } from './plan-limits.ts';
 import { getPlanLimits, updatePlanLimits } from './plans.repository.ts';
@@ -16,6 +16,12 @@ export interface QuotaService {
   reserve(tenant: TenantDb, limit: CountLimit, count?: number, scope?: string): Promise<void>;
   /** Gives slots back (deletes, purges). */
   release(tenant: TenantDb, limit: CountLimit, count?: number, scope?: string): Promise<void>;
+  /**
+   * Slots left as last committed, read without a lock (Infinity when unlimited), and the refusal
+   * of items past them once they are all taken. A caller may refuse what cannot fit before
+   * writing; it still reserves what it writes, as the room can shrink meanwhile.
+   */
+  room(tenant: TenantDb, limit: CountLimit, scope?: string): Promise<{ left: number; refusal: () => AppError }>;
   usage(tenant: TenantDb): Promise<{ limits: PlanLimits; used: Map<string, number> }>;
   /** Operator action (CLI): merge limit changes into the plan; null makes a limit unlimited. */
   setLimits(tenant: TenantDb, changes: Record<string, number | boolean | null>): Promise<PlanLimits>;
@@ -31,6 +37,11 @@ function assertCount(count: number): void {
   if (!Number.isInteger(count) || count < 0) throw new Error(`quota count must be a non-negative integer, got ${count}`);
 }
 
+async function usedOf(tenant: TenantDb, limit: CountLimit, scopeKey: string): Promise<number> {
+  const row = await tenant.selectFrom('quota_usage').select('used').where('quota', '=', limit).where('scope', '=', scopeKey).executeTakeFirst();
+  return row?.used ?? 0;
+}
+
 export function createQuotaService(): QuotaService {
   return {
     async reserve(tenant, limit, count = 1, scope) {
@@ -38,8 +49,7 @@ export function createQuotaService(): QuotaService {
       const scopeKey = scopeOf(limit, scope);
       if (count === 0) return;
       const max = (await getPlanLimits(tenant))[limit];
-      const currentUse = async () => (await tenant.selectFrom('quota_usage').select('used')
-        .where('quota', '=', limit).where('scope', '=', scopeKey).executeTakeFirst())?.used ?? 0;
+      const currentUse = () => usedOf(tenant, limit, scopeKey);
       if (max === undefined || max === null) {
         // Unlimited: still count, so usage is right if a limit is set later.
         await tenant.insertInto('quota_usage')
@@ -63,6 +73,13 @@ export function createQuotaService(): QuotaService {
         .executeTakeFirst();
       if (taken) return;
       throw errors.quotaExceeded(limit, await currentUse(), max);
+    },
+
+    async room(tenant, limit, scope) {
+      const max = (await getPlanLimits(tenant))[limit];
+      if (max === undefined || max === null) return { left: Infinity, refusal: () => { throw new Error(`${limit} is unlimited`); } };
+      const used = await usedOf(tenant, limit, scopeOf(limit, scope));
+      return { left: Math.max(0, max - used), refusal: () => errors.quotaExceeded(limit, max, max) };
     },
 
     async release(tenant, limit, count = 1, scope) {

@@ -181,14 +181,20 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
           }
         }
 
+        // Items past the room the account has now are refused before anything is written, so a
+        // client sending bulk creates at its limit leaves no rows to delete behind.
+        const room = await quota.room(tx, 'records.max');
+        const writing = valid.slice(0, room.left);
+        for (const { index } of valid.slice(writing.length)) failed.push({ index, ...failureOf(room.refusal()) });
         // The rows go in before slots are taken: the account's counter row is then locked only
         // from here to commit, so bulk creates running side by side insert in parallel.
-        await repo.insertRecordBatch(tx, valid.map((c) => c.row), caller.memberId, now);
+        await repo.insertRecordBatch(tx, writing.map((c) => c.row), caller.memberId, now);
         await options?.beforeSlots?.();
-        // Slots go to the valid items in request order; the ones past the limit are taken out again.
-        const { granted, refusal } = await reserveUpTo(quota, tx, 'records.max', valid.length);
-        const created = valid.slice(0, granted);
-        const refused = valid.slice(granted);
+        // Slots go to the written items in request order; the room may have shrunk meanwhile, and
+        // the items past it are taken out again.
+        const { granted, refusal } = await reserveUpTo(quota, tx, 'records.max', writing.length);
+        const created = writing.slice(0, granted);
+        const refused = writing.slice(granted);
         for (const { index } of refused) failed.push({ index, ...failureOf(refusal) });
         await repo.deleteRecords(tx, refused.map((c) => c.row.record_id));
         await notifyChanged(hooks, tx, created.map((c) => ({ entityId: c.row.entity_id, recordId: c.row.record_id })));
