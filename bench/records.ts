@@ -6,11 +6,14 @@ const SURNAMES = ['김', '이', '박', '최', '정', '강', '조', '윤', '장',
 const GIVEN = ['민준', '서연', '도윤', '하은', '시우', '지유', '예준', '서윤', '주원', '지호'];
 const STAGES = ['LEAD', 'QUALIFIED', 'PROPOSAL', 'WON', 'LOST'];
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
+const SINGLE_CREATES = 3000;
+const SINGLE_CONCURRENCY = 16;
 
 /**
  * Records at a modest size (BENCH_RECORDS, default 20,000; the 1M runs of issue 4 are not
- * done yet): bulk create throughput (1,000 per request, 2 in flight), get by ID, and the first
- * page of a 3-condition filtered list sorted by a date property.
+ * done yet): bulk create throughput (1,000 per request, 2 in flight), single creates 16 at a time
+ * in one account, get by ID, and the first page of a 3-condition filtered list sorted by a date
+ * property.
  */
 export async function recordsBench(target: Target): Promise<Summary[]> {
   const client = createClient(target.baseUrl, target.creds);
@@ -50,6 +53,15 @@ export async function recordsBench(target: Target): Promise<Summary[]> {
     const bulkSummary = summarize(`POST /records/bulk ×1000 [${target.engine}]`, bulk.latencies, bulk.elapsedMs, 2);
     const recordsPerSecond = (RECORDS / bulk.elapsedMs) * 1000;
 
+    // Single creates side by side in one account: each moves the account's records.max counter
+    // row, whose lock every other create of the account then waits for until commit.
+    const single = await measure(SINGLE_CREATES, SINGLE_CONCURRENCY, async (i) => {
+      const res = await client.request('POST', '/crm-core/v1/records', { ...batch(RECORDS / 1000 + Math.floor(i / 1000))[i % 1000] });
+      if (res.status !== 201) throw new Error(`POST /records answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+      return res;
+    });
+    const singleSummary = summarize(`POST /records, ${SINGLE_CONCURRENCY} in flight, one account [${target.engine}]`, single.latencies, single.elapsedMs, SINGLE_CONCURRENCY);
+
     const get = await measure(2000, 1, (i) => client.request('GET', `/crm-core/v1/records/${ids[(i * 7919) % ids.length]}`));
     const filters = encodeURIComponent(JSON.stringify({
       [stage]: { op: 'in', value: ['LEAD', 'QUALIFIED'] },
@@ -60,6 +72,7 @@ export async function recordsBench(target: Target): Promise<Summary[]> {
     const search = await measure(300, 1, (i) => client.request('GET', `/crm-core/v1/records/search/fulltext/${entityId}?q=${encodeURIComponent(`${SURNAMES[i % 10]}${GIVEN[(i * 3) % 10]}`)}&limit=20`));
     return [
       { ...bulkSummary, operation: `${bulkSummary.operation} — ${recordsPerSecond.toFixed(0)} records/s` },
+      singleSummary,
       summarize(`GET /records/{id} (${RECORDS} records) [${target.engine}]`, get.latencies, get.elapsedMs, 1),
       summarize(`GET /records 3 filters, sort by DATE, page 1 [${target.engine}]`, list.latencies, list.elapsedMs, 1),
       summarize(`GET /records/search/fulltext [${target.engine}]`, search.latencies, search.elapsedMs, 1),

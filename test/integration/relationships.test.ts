@@ -403,6 +403,26 @@ describe('relationship types and relationships (API.md §8)', () => {
       assert.equal(left.length, 1, 'the purged records\' links are deleted, not just hidden');
     });
 
+    test('links created to records while they are deleted for good: each link lands or is a 404, never a deadlock', async () => {
+      // A link create share-locks its two records and takes a relationships.max slot; a permanent
+      // delete locks its records and gives their links' slots back. Opposite orders would deadlock.
+      const [a, b] = [await entity(), await entity()];
+      const type = (await newType(a, b)).relationshipTypeId;
+      const keep = await Promise.all(Array.from({ length: 4 }, () => record(a)));
+      const doomed = await Promise.all(Array.from({ length: 16 }, () => record(b)));
+      assert.equal((await ok('POST', '/relationships/bulk', { relationshipTypeId: type, sourceEntityId: a, targetEntityId: b, sourceRecordIds: [keep[0]], targetRecordIds: doomed })).created, 16);
+      const start = await used('relationships.max');
+      const results = await Promise.all([
+        ...doomed.flatMap((target) => keep.slice(1).map((source) => link(type, [a, source], [b, target]))),
+        ...[0, 1, 2, 3].map((k) => call('POST', '/records/bulk/delete', { recordIds: doomed.slice(k * 4, k * 4 + 4), permanent: true })),
+      ]);
+      for (const res of results) assert.ok([200, 201, 404].includes(res.statusCode), `${res.statusCode} ${res.body}`);
+      assert.equal(results.slice(-4).filter((res) => res.statusCode === 200).length, 4);
+      const left = await systemDb(t.database.db).selectFrom('relationships').select('relationship_id').where('account_id', '=', account.accountId).where('relationship_type_id', '=', type).execute();
+      assert.equal(left.length, 0, 'no link outlives its record');
+      assert.equal(await used('relationships.max'), start - 16);
+    });
+
     test('purging an entity removes its relationship types and their slots on the other entity', async () => {
       const other = await t.newAccount();
       const as = (method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) => t.call(other, method, `${V1}${path}`, body);

@@ -309,6 +309,33 @@ describe('segments', () => {
     }
   });
 
+  test('creates entering a CACHED segment and permanent deletes of its members, side by side: no deadlock, exact counts', async () => {
+    // Both move the account's records.max counter and the segment's member count in one transaction:
+    // unless every writer takes the two locks in the same order, two of them can wait on each other.
+    const pool = (await ok(a, 'POST', '/entities', { name: 'pool', slug: uniq('pool') }, 201)).entityId;
+    const level = (await ok(a, 'POST', '/properties', { entityId: pool, name: 'level', fieldType: 'NUMBER' }, 201)).propertyId;
+    const segmentId = (await ok(a, 'POST', '/segments', { entityId: pool, name: 'in', mode: 'CACHED', conditions: and(cond(`data.${level}`, 'gte', 1)) }, 201)).segmentId;
+    const doomed: string[] = (await ok(a, 'POST', '/records/bulk', {
+      records: Array.from({ length: 24 }, (_, i) => ({ entityId: pool, name: `d${i}`, data: { [level]: 1 } })),
+    })).recordIds;
+    const usedBefore = (await ok(a, 'GET', '/usage')).limits.find((l: { key: string }) => l.key === 'records.max').used;
+    for (let round = 0; round < 4; round++) {
+      const results = await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => call(a, 'POST', '/records', { entityId: pool, name: `n${round}.${i}`, data: { [level]: 2 } })),
+        call(a, 'POST', '/records/bulk', { records: [{ entityId: pool, name: `b${round}`, data: { [level]: 3 } }] }),
+        ...[0, 1, 2].map((k) => call(a, 'POST', '/records/bulk/delete', { recordIds: doomed.slice(round * 6 + k * 2, round * 6 + k * 2 + 2), permanent: true })),
+      ]);
+      for (const res of results) assert.ok(res.statusCode === 200 || res.statusCode === 201, res.body);
+    }
+    const expected = (await ok(a, 'POST', '/records/search/advanced', { entityId: pool, conditionGroup: and(cond(`data.${level}`, 'gte', 1)), limit: 200 }))
+      .data.map((r: { recordId: string }) => r.recordId).sort();
+    assert.equal(expected.length, 4 * 7);
+    assert.deepEqual(await memberIds(segmentId), expected);
+    assert.equal((await ok(a, 'GET', `/segments/${segmentId}`)).memberCount, expected.length);
+    const usedAfter = (await ok(a, 'GET', '/usage')).limits.find((l: { key: string }) => l.key === 'records.max').used;
+    assert.equal(usedAfter, usedBefore + 4 * 7 - 24);
+  });
+
   test('a deleted or retyped property makes its segments invalid: no members, not an error', async () => {
     const temp = (await ok(a, 'POST', '/properties', { entityId, name: uniq('temp'), fieldType: 'NUMBER' }, 201)).propertyId;
     const rec = await newRecord('t', { [temp]: 5 });

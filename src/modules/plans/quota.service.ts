@@ -10,10 +10,23 @@ import { planProblems } from './plan-limits.ts';
  * the same transaction as the write it accounts for, by one conditional upsert: the row lock
  * serialises racing creates, so two requests can never both take the last slot, and a rolled
  * back write gives its slot back.
+ *
+ * Lock order. A counter row stays locked until commit, so every writer takes its locks in one
+ * order, or two of them can wait on each other until PostgreSQL aborts one (a 500):
+ *   existing records' rows → quota counters (relationships.max before records.max) → segment counters.
+ * A write takes its slots after locking or referencing the records it touches (a link is inserted,
+ * so its foreign keys share-lock both records, before its slot is taken) and before moving any
+ * segment's members; a delete that gives slots back after moving members locks the counters first
+ * (`lockCounters`).
  */
 export interface QuotaService {
   /** Takes `count` slots or throws PlanQuotaExceeded. Call inside the write's transaction. */
   reserve(tenant: TenantDb, limit: CountLimit, count?: number, scope?: string): Promise<void>;
+  /**
+   * Locks these counters now, in the order given, for a transaction that gives their slots back
+   * only after moving segment members (see the lock order above).
+   */
+  lockCounters(tenant: TenantDb, limits: readonly CountLimit[]): Promise<void>;
   /** Gives slots back (deletes, purges). */
   release(tenant: TenantDb, limit: CountLimit, count?: number, scope?: string): Promise<void>;
   /**
@@ -80,6 +93,12 @@ export function createQuotaService(): QuotaService {
       if (max === undefined || max === null) return { left: Infinity, refusal: () => { throw new Error(`${limit} is unlimited`); } };
       const used = await usedOf(tenant, limit, scopeOf(limit, scope));
       return { left: Math.max(0, max - used), refusal: () => errors.quotaExceeded(limit, max, max) };
+    },
+
+    async lockCounters(tenant, limits) {
+      for (const limit of limits) {
+        await tenant.selectFrom('quota_usage').select('used').where('quota', '=', limit).where('scope', '=', scopeOf(limit, undefined)).forUpdate().execute();
+      }
     },
 
     async release(tenant, limit, count = 1, scope) {

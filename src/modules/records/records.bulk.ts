@@ -263,7 +263,9 @@ export function createBulkOperations<V extends { entityId: string }>(deps: BulkD
           return true;
         });
         if (permanent) {
-          // The records are locked (decide): their links go first, giving relationships.max back.
+          // The records are locked (decide); the counters are locked before any segment's members
+          // move (QuotaService's lock order). Their links go first, giving relationships.max back.
+          await quota.lockCounters(tx, ['relationships.max', 'records.max']);
           const afterDelete = await hooks.recordsDeleting(tx, eligible);
           await purgeLinksOfRecords(tx, quota, eligible);
           const removed = await repo.deleteRecords(tx, eligible);

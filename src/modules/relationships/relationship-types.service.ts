@@ -133,8 +133,9 @@ export function createRelationshipTypesService(deps: { entities: EntitiesService
         const deleted = links > 0 ? await repo.deleteLinksOfType(tx, typeId) : 0;
         await quota.release(tx, 'relationships.max', deleted);
         await repo.deleteType(tx, typeId);
-        await deps.hooks.typeRemoved(tx, typeId);
+        // Before the segments that named the type are rebuilt (QuotaService's lock order).
         await quota.release(tx, 'relationshipTypes.maxPerEntity', 1, type.source_entity_id);
+        await deps.hooks.typeRemoved(tx, typeId);
         return { relationshipTypeId: typeId, deletedRelationships: deleted };
       });
     },

@@ -126,7 +126,6 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
             { entityId: input.sourceEntityId, recordId: input.sourceRecordId },
             { entityId: input.targetEntityId, recordId: input.targetRecordId });
           await assertEnds(tx, [source, target]);
-          await quota.reserve(tx, 'relationships.max');
           const now = new Date(clock());
           const inserted = await repo.insertLink(tx, {
             relationship_id: newId('relationship', now),
@@ -140,6 +139,8 @@ export function createRelationshipsService(deps: RelationshipsServiceDeps): Rela
             date_created: now,
             date_updated: now,
           });
+          // After the insert, whose foreign keys share-lock both records (QuotaService's lock order).
+          await quota.reserve(tx, 'relationships.max');
           await deps.hooks.linksChanged(tx, groupEnds([source, target]));
           return inserted;
         });
