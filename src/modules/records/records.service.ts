@@ -295,7 +295,6 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
         const data = normalizeData(v, input.data ?? {});
         const ownerId = input.ownerId === undefined ? caller.memberId : input.ownerId;
         await assertOwner(tx, ownerId);
-        await quota.reserve(tx, 'records.max');
         const now = new Date(clock());
         const [row] = await repo.insertRecords(tx, [{
           record_id: newId('record', now),
@@ -309,6 +308,9 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
           date_created: now,
           date_updated: now,
         }]);
+        // The slot is taken after the insert: the account's counter row, which every create of the
+        // account waits for, stays locked only from here to commit (QuotaService's lock order).
+        await quota.reserve(tx, 'records.max');
         await deps.hooks.recordsChanged(tx, v.entityId, [row!.record_id], v.fields);
         return toRecord(row!, v);
       });
