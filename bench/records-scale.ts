@@ -82,6 +82,16 @@ function searchTerms(ids: PropertyIds): string[] {
   return terms;
 }
 
+/** Substrings that are not prefixes: the 2-syllable given name inside a 3-syllable name. */
+function givenNames(ids: PropertyIds): string[] {
+  const terms: string[] = [];
+  for (let n = 0; terms.length < 50; n += 7919) terms.push(generateCustomer(n % RECORDS, ids, SEED).name.slice(1, 3));
+  return terms;
+}
+
+/** Pairs of syllables the generator never uses: a search that matches nothing. */
+const ABSENT_PAIRS = ['쀍뷁', '똠퀭', '뷁똠', '퀭쀍', '햏쀍'];
+
 async function waitForSortIndexes(target: Target, client: Client, url: string): Promise<number> {
   // The first sort by a property asks for its index (built in the background); wait for it.
   const t0 = performance.now();
@@ -156,6 +166,11 @@ export async function recordsScaleBench(target: Target): Promise<Summary[]> {
     const terms = searchTerms(ids);
     const fulltext = await sequential(READS, (i) => client.request('GET', `${V1}/records/search/fulltext/${entityId}?q=${encodeURIComponent(terms[i % terms.length]!)}&limit=20`));
     rows.push(summarize(`GET /records/search/fulltext (name prefix, 2–3 syllables) ${tag}`, fulltext.latencies, fulltext.elapsedMs, 1));
+    const given = givenNames(ids);
+    const inside = await sequential(READS, (i) => client.request('GET', `${V1}/records/search/fulltext/${entityId}?q=${encodeURIComponent(given[i % given.length]!)}&limit=20`));
+    rows.push(summarize(`GET /records/search/fulltext (given name: 2 syllables inside the name) ${tag}`, inside.latencies, inside.elapsedMs, 1));
+    const absent = await sequential(Math.min(READS, 50), (i) => client.request('GET', `${V1}/records/search/fulltext/${entityId}?q=${encodeURIComponent(ABSENT_PAIRS[i % ABSENT_PAIRS.length]!)}&limit=20`));
+    rows.push(summarize(`GET /records/search/fulltext (2 syllables no name holds) ${tag}`, absent.latencies, absent.elapsedMs, 1));
 
     const advanced = await sequential(READS, (i) => client.request('POST', `${V1}/records/search/advanced`, advancedBody(entityId, ids, i)));
     rows.push(summarize(`POST /records/search/advanced OR of 3 ANDs, page 1 ${tag}`, advanced.latencies, advanced.elapsedMs, 1));

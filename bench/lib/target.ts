@@ -87,6 +87,7 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
   const dataDir = mkdtempSync(join(tmpdir(), 'crm-bench-'));
   const env: Record<string, string> = { DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' };
   let dropDatabase = async () => {};
+  let afterMigrations = async () => {};
   let connectsAs = 'PGlite as crm_app (row-level security enforced)';
   // BENCH_KEEP=1 keeps the database (and data dir) after the run, for EXPLAIN; drop it by hand.
   const keep = process.env.BENCH_KEEP === '1';
@@ -103,7 +104,8 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '${owner.name}') THEN CREATE ROLE ${owner.name} LOGIN; END IF;
       END $$; ALTER ROLE ${owner.name} NOSUPERUSER NOBYPASSRLS PASSWORD '${owner.password}'`);
       await admin(`CREATE DATABASE ${name} OWNER ${owner.name}`);
-      await admin(leakproofStatements().join('\n'), name);
+      // Once the migrations have created crm_name_grams, one of the functions.
+      afterMigrations = () => admin(leakproofStatements().join('\n'), name);
       env.DATABASE_URL = databaseUrl(name, owner);
       connectsAs = `${owner.name}, owner of the database (row-level security enforced, LEAKPROOF marks set)`;
     }
@@ -119,6 +121,7 @@ export async function startTarget(engine: 'postgres' | 'pglite', port = 3900 + M
   const runtime = await openRuntime(loadConfig({ ...process.env, ...env }), {});
   const account = await runtime.services.accounts.create({ name: 'bench', ownerName: 'Bench owner' });
   await runtime.close();
+  await afterMigrations();
 
   // BENCH_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server under load.
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];

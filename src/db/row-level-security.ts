@@ -44,12 +44,12 @@ export interface RowLevelSecurityStatus {
 export const PGLITE_APP_ROLE = 'crm_app';
 
 /**
- * Built-in functions in the records queries' index conditions that PostgreSQL does not mark
- * LEAKPROOF. Under RLS the planner may not evaluate a non-leakproof condition before the policy's,
- * so it cannot use it as an index condition: the name-prefix fulltext (lower(name) LIKE) and its
- * contains phase (name ILIKE, trigram index), keyset pages over a property sort index
- * ((data -> 'P', record_id) > …), name-sorted pages and tag filters (@>, &&) turn into scans of
- * the whole entity (measured in docs/reliability.md).
+ * Functions in the records queries' index conditions that are not marked LEAKPROOF: built-ins, and
+ * crm_name_grams (migration 0019). Under RLS the planner may not evaluate a non-leakproof condition
+ * before the policy's, so it cannot use it as an index condition: the name-prefix fulltext
+ * (lower(name) LIKE) and its contains phase (name ILIKE, trigram index; the name-gram index for 1–2
+ * characters), keyset pages over a property sort index ((data -> 'P', record_id) > …), name-sorted
+ * pages and tag filters (@>, &&) turn into scans of the whole entity (measured in docs/reliability.md).
  * Marking them LEAKPROOF (superuser only) restores the plans. None of them raises an error that
  * depends on a row's value, and leakproofness only matters against someone who writes SQL, who
  * could set app.system himself: in this threat model (a query that forgot its filter) the mark
@@ -67,6 +67,7 @@ export const LEAKPROOF_FUNCTIONS = [
   'pg_catalog.jsonb_ge(jsonb, jsonb)',
   'pg_catalog.arraycontains(anyarray, anyarray)',
   'pg_catalog.arrayoverlap(anyarray, anyarray)',
+  'crm_name_grams(text)',
 ] as const;
 
 /** The statements a superuser runs once per database (docs/reliability.md). */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestAccount, type TestApp } from '../helpers/app.ts';
 import type { Credentials } from '../helpers/sign.ts';
@@ -261,6 +262,32 @@ describe('records (API.md §5)', () => {
       const wild = await t.call(account, 'GET', `${V1}/records/search/fulltext/${e}?q=${encodeURIComponent('%')}`);
       assert.deepEqual(wild.json(), []);
     });
+  });
+
+  test('fulltext of 1–2 characters finds exactly the names holding them, prefixes first (random names and searches)', async () => {
+    // A small alphabet so that short substrings repeat, miss, sit mid-name or at the start; no
+    // character whose lower case differs between JavaScript and PostgreSQL (the oracle's lower()).
+    const alphabet = ['김', '민', '준', '서', '연', 'a', 'A', 'b', 'B', 'z', ' ', '%', '_', '1'];
+    const e = await newEntity();
+    const names = fc.sample(fc.array(fc.constantFrom(...alphabet), { minLength: 0, maxLength: 6 }).map((c) => c.join('')), { numRuns: 60, seed: 20261124 });
+    const created = await t.call(account, 'POST', `${V1}/records/bulk`, { records: names.map((name) => ({ entityId: e, name })) });
+    assert.equal(created.statusCode, 200, created.body);
+    const ids: string[] = created.json().recordIds;
+    const rows = names.map((name, i) => ({ name, id: ids[i]!, key: name.toLowerCase() }));
+    // lower(name) COLLATE "C" is code point order (all BMP here), then the record ID.
+    const byKey = (x: { key: string; id: string }, y: { key: string; id: string }) => (x.key < y.key ? -1 : x.key > y.key ? 1 : x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.constantFrom(...alphabet, '쀍'), { minLength: 1, maxLength: 2 }).map((c) => c.join('')),
+      fc.integer({ min: 1, max: 8 }),
+      async (q, limit) => {
+        const needle = q.toLowerCase();
+        const prefix = rows.filter((r) => r.key.startsWith(needle)).sort(byKey);
+        const inside = rows.filter((r) => !r.key.startsWith(needle) && r.key.includes(needle)).sort(byKey);
+        const expected = [...prefix, ...inside].slice(0, limit).map((r) => r.id);
+        const res = await t.call(account, 'GET', `${V1}/records/search/fulltext/${e}?q=${encodeURIComponent(q)}&limit=${limit}`);
+        assert.equal(res.statusCode, 200, res.body);
+        assert.deepEqual(res.json().map((r: { recordId: string }) => r.recordId), expected, `q=${JSON.stringify(q)} limit=${limit}`);
+      }), { numRuns: 120, seed: 20261124 });
   });
 
   test('records.max holds', async () => {

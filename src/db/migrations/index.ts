@@ -17,6 +17,7 @@ import * as segmentMemberOrder from './0015_segment_member_order.ts';
 import * as dropRecordDataGin from './0016_drop_record_data_gin.ts';
 import * as tenantPolicySettingsOnce from './0017_tenant_policy_settings_once.ts';
 import * as propertyStorageKeys from './0018_property_storage_keys.ts';
+import * as recordNameGrams from './0019_record_name_grams.ts';
 
 /** Ordered by name; never edit a migration that has shipped, add a new one. */
 export const migrations: Record<string, Migration> = {
@@ -38,4 +39,5 @@ export const migrations: Record<string, Migration> = {
   '0016_drop_record_data_gin': dropRecordDataGin,
   '0017_tenant_policy_settings_once': tenantPolicySettingsOnce,
   '0018_property_storage_keys': propertyStorageKeys,
+  '0019_record_name_grams': recordNameGrams,
 };

@@ -4,7 +4,7 @@ import type { TenantDb } from '../../db/tenant.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { newId } from '../../lib/ids.ts';
 import { assertPrecondition, withVersion, type Precondition } from '../../lib/versioning.ts';
-import { compileConditionGroup, escapeLike } from '../../query/compile.ts';
+import { compileConditionGroup } from '../../query/compile.ts';
 import type { Condition, ConditionGroup } from '../../query/types.ts';
 import { catalogOf, conditionsOf, validateCondition, validateConditionGroup, type Catalog } from '../../query/validate.ts';
 import type { Caller } from '../api-keys/api-keys.service.ts';
@@ -396,7 +396,7 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
 
     async fulltext(tenant, caller, entityId, q, limit) {
       const v = await view(tenant, caller, entityId);
-      const rows = await repo.searchByName(tenant, entityId, escapeLike(q.toLowerCase()), limit);
+      const rows = await repo.searchByName(tenant, entityId, q, limit);
       return rows.map((row) => toRecord(row, v));
     },
 
