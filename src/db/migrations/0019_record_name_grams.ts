@@ -32,19 +32,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       END LOOP;
       RETURN grams;
     END $$`.execute(db);
+  // Evaluated once per search (on its text), so plain SQL over crm_name_grams will do.
   await sql`
     CREATE FUNCTION crm_name_query_grams(t text) RETURNS text[]
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    DECLARE
-      n int := char_length(t);
-      grams text[] := '{}';
-    BEGIN
-      IF n < 2 THEN RETURN ARRAY[t]; END IF;
-      FOR i IN 1..n - 1 LOOP
-        grams := grams || substr(t, i, 2);
-      END LOOP;
-      RETURN grams;
-    END $$`.execute(db);
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+      SELECT CASE WHEN char_length(t) < 2 THEN ARRAY[t]
+                  ELSE ARRAY(SELECT g FROM unnest(crm_name_grams(t)) AS g WHERE char_length(g) = 2) END
+    $$`.execute(db);
   await sql`CREATE INDEX records_name_grams ON records USING gin (crm_name_grams(lower(name)))`.execute(db);
 }
 
