@@ -123,8 +123,10 @@ export function frameworkErrorHandler(metrics: HttpMetrics) {
     reply.header('x-request-id', request.id);
     const known = toAppError(error, request);
     if (!known) request.log.error({ err: error }, 'routing failed');
-    // No onResponse hook runs for a request refused before routing: it is counted here.
-    reply.raw.once('finish', () => metrics.observe(request.method, UNROUTED, reply.statusCode, reply.elapsedTime / 1000));
+    // No onResponse hook runs for a request refused before routing, and Fastify keeps no start time
+    // for its reply (elapsedTime is 0): it is counted here, timed from routing, which is on arrival.
+    const started = performance.now();
+    reply.raw.once('finish', () => metrics.observe(request.method, UNROUTED, reply.statusCode, (performance.now() - started) / 1000));
     return send(reply, known ?? internalError());
   };
 }

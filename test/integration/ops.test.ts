@@ -142,6 +142,8 @@ describe('operations endpoints (API.md §11)', () => {
       assert.equal(await unrouted('GET', '400'), before + 2);
       const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
       assert.match(text, /^crm_core_http_request_duration_seconds_count\{method="GET",route="unrouted"\} [1-9]\d*$/m, 'with a latency');
+      const sum = /^crm_core_http_request_duration_seconds_sum\{method="GET",route="unrouted"\} (\S+)$/m.exec(text);
+      assert.ok(sum && Number(sum[1]) > 0, `a measured latency, not Fastify's 0: ${sum?.[1]}`);
 
       // Bytes Node's HTTP parser refuses (an invalid header name): no request object at all.
       const parserBefore = await unrouted('UNPARSED', '400');
