@@ -135,6 +135,15 @@ const SMALL_SET_PROBE_FACTOR = 64;
  */
 export const INDEX_ORDER_SETTINGS = sql`SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`;
 
+/**
+ * Settings of a transaction whose statement reads a few thousand records by primary key (a small
+ * set's page): no parallel workers. PostgreSQL prices a worker at `parallel_setup_cost`, but a
+ * worker is a new process that page-faults every shared buffer it touches for the first time:
+ * reading a 4,138-member set (16 k buffer hits) took 48–112 ms with one worker and 24 ms without,
+ * at 1 M records (docs/benchmarks.md, "Small sets in other sorts").
+ */
+const KEYED_READ_SETTINGS = sql`SELECT set_config('max_parallel_workers_per_gather', '0', true)`;
+
 export interface Probe {
   where: RawBuilder<SqlBool>;
   /** Rows after the cursor in this phase (afterValued / afterNull). */
@@ -241,12 +250,14 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
       const members = scope().select(['records.record_id', sql`${valued ? q.sort.expr : sql`NULL`}`.as('k')])
         .innerJoin(set.rows.as('m'), (join) => join.on(sql<SqlBool>`m.record_id = records.record_id`))
         .where(q.where).where(after);
-      const result = await tenant.executeRaw(sql<PageRow>`WITH page_set AS MATERIALIZED (${members})
-        SELECT records.*, ${cursorKey(q.sort)} AS sort_key
-        FROM (SELECT record_id FROM page_set ORDER BY ${valued ? sql`k ${dir}, ` : sql``}record_id ${dir} LIMIT ${want}) AS page
-        JOIN records ON records.account_id = ${tenant.accountId} AND records.record_id = page.record_id
-        ORDER BY ${order}`);
-      return result.rows;
+      return tenant.transaction(async (tx) => {
+        await tx.executeRaw(KEYED_READ_SETTINGS);
+        return (await tx.executeRaw(sql<PageRow>`WITH page_set AS MATERIALIZED (${members})
+          SELECT records.*, ${cursorKey(q.sort)} AS sort_key
+          FROM (SELECT record_id FROM page_set ORDER BY ${valued ? sql`k ${dir}, ` : sql``}record_id ${dir} LIMIT ${want}) AS page
+          JOIN records ON records.account_id = ${tenant.accountId} AND records.record_id = page.record_id
+          ORDER BY ${order}`)).rows;
+      });
     }
     return await plain().where(after).orderBy(order).limit(want).execute() as PageRow[];
   }
