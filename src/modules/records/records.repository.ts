@@ -136,13 +136,14 @@ const SMALL_SET_PROBE_FACTOR = 64;
 export const INDEX_ORDER_SETTINGS = sql`SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`;
 
 /**
- * Settings of a transaction whose statement reads a few thousand records by primary key (a small
- * set's page): no parallel workers. PostgreSQL prices a worker at `parallel_setup_cost`, but a
- * worker is a new process that page-faults every shared buffer it touches for the first time:
- * reading a 4,138-member set (16 k buffer hits) took 48–112 ms with one worker and 24 ms without,
- * at 1 M records (docs/benchmarks.md, "Small sets in other sorts").
+ * Settings of a transaction whose statement reads a bounded number of rows through an index (a
+ * small set's page, the substring phase of a name search): no parallel workers. PostgreSQL prices
+ * a worker at `parallel_setup_cost`, but a worker is a new process that page-faults every shared
+ * buffer it touches for the first time. At 1 M records: reading a 4,138-member set (16 k buffer
+ * hits) took 48–112 ms with one worker and 24 ms without; walking the name index for `민준` 56–248
+ * ms in parallel and 8–11 ms serially (docs/benchmarks.md: "Small sets in other sorts", "Without parallel workers").
  */
-const KEYED_READ_SETTINGS = sql`SELECT set_config('max_parallel_workers_per_gather', '0', true)`;
+const BOUNDED_READ_SETTINGS = sql`SELECT set_config('max_parallel_workers_per_gather', '0', true)`;
 
 export interface Probe {
   where: RawBuilder<SqlBool>;
@@ -251,7 +252,7 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
         .innerJoin(set.rows.as('m'), (join) => join.on(sql<SqlBool>`m.record_id = records.record_id`))
         .where(q.where).where(after);
       return tenant.transaction(async (tx) => {
-        await tx.executeRaw(KEYED_READ_SETTINGS);
+        await tx.executeRaw(BOUNDED_READ_SETTINGS);
         return (await tx.executeRaw(sql<PageRow>`WITH page_set AS MATERIALIZED (${members})
           SELECT records.*, ${cursorKey(q.sort)} AS sort_key
           FROM (SELECT record_id FROM page_set ORDER BY ${valued ? sql`k ${dir}, ` : sql``}record_id ${dir} LIMIT ${want}) AS page
@@ -293,12 +294,16 @@ export async function searchByName(tenant: TenantDb, entityId: string, q: string
   });
   if (rows.length >= limit) return rows;
   // Not a range of the name index: the trigram or name-gram index and a sort may be the better plan here.
-  let rest = byName(tenant, entityId)
-    .where(sql<SqlBool>`records.name ILIKE ${`%${text}%`}`)
-    .where(sql<SqlBool>`NOT (lower(records.name) COLLATE "C" LIKE ${`${text}%`})`);
-  // Lower-cased by PostgreSQL, as the indexed names are; implied by the ILIKE, so it loses nothing.
-  if ([...q].length <= 2) rest = rest.where(sql<SqlBool>`crm_name_grams(lower(records.name)) @> crm_name_query_grams(lower(${q}))`);
-  return [...rows, ...await rest.limit(limit - rows.length).execute()];
+  const more = await tenant.transaction(async (tx) => {
+    await tx.executeRaw(BOUNDED_READ_SETTINGS);
+    let rest = byName(tx, entityId)
+      .where(sql<SqlBool>`records.name ILIKE ${`%${text}%`}`)
+      .where(sql<SqlBool>`NOT (lower(records.name) COLLATE "C" LIKE ${`${text}%`})`);
+    // Lower-cased by PostgreSQL, as the indexed names are; implied by the ILIKE, so it loses nothing.
+    if ([...q].length <= 2) rest = rest.where(sql<SqlBool>`crm_name_grams(lower(records.name)) @> crm_name_query_grams(lower(${q}))`);
+    return rest.limit(limit - rows.length).execute();
+  });
+  return [...rows, ...more];
 }
 
 const byName = (tenant: TenantDb, entityId: string) => tenant.selectFrom('records').selectAll()
