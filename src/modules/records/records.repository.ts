@@ -282,7 +282,8 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
  * 2. Only if the page is not full: substring matches that are not prefix matches. The trigram
  *    index finds them for 3+ characters, the name-gram index (migration 0019) for 1 or 2; with the
  *    statistics of the indexed pieces, PostgreSQL walks the name order for a common pair (such as
- *    a given name) and reads the few holders of a rare one (a pair no name holds: nothing at all).
+ *    a given name) and reads the few holders of a rare one (a pair no name holds: nothing at all),
+ *    without parallel workers (BOUNDED_READ_SETTINGS: its low estimates made it split the walk).
  *    A probe of the name order first (as record pages do) was measured slower for both.
  */
 export async function searchByName(tenant: TenantDb, entityId: string, q: string, limit: number): Promise<RecordRow[]> {
