@@ -15,6 +15,7 @@ export interface Config {
   /** Host PGlite in a worker thread so a long query cannot stall the HTTP event loop. */
   pgliteWorker: boolean;
   dbPoolMax: number;
+  dbParallelSetupCost: number;
   /**
    * Row-level security as defence in depth (DATABASE_RLS, default on): every query runs with its
    * account in the session so the tenant policies bind it (src/db/row-level-security.ts).
@@ -127,6 +128,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: resolve(env.DATA_DIR || 'data'),
     pgliteWorker: boolean(env, 'PGLITE_WORKER', true),
     dbPoolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
+    dbParallelSetupCost: integer(env, 'DB_PARALLEL_SETUP_COST', 10_000, 0, 1_000_000_000),
     databaseRls: boolean(env, 'DATABASE_RLS', true),
     masterKey: key,
     logLevel: logLevel(env),

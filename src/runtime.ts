@@ -57,6 +57,7 @@ export async function openRuntime(config: Config, options: { logger?: Logger; mi
     pgliteDir: pgliteDirectory(config.dataDir),
     pgliteWorker: config.pgliteWorker,
     poolMax: config.dbPoolMax,
+    parallelSetupCost: config.dbParallelSetupCost,
     logger,
     rowLevelSecurity: config.databaseRls,
   });

@@ -31,6 +31,16 @@ export interface DatabaseOptions {
   pgliteDir?: string | undefined;
   pgliteWorker?: boolean;
   poolMax?: number;
+  /**
+   * PostgreSQL's `parallel_setup_cost` for this server's connections (DB_PARALLEL_SETUP_COST;
+   * undefined: the server's own). Why the server sets it: PostgreSQL has no statistics inside the
+   * JSONB documents, so it misjudges how many rows a filtered read touches and starts parallel
+   * workers for reads of a few thousand rows; a worker is a new process that page-faults every
+   * shared buffer it touches first, which the default price (1,000) does not cover. At 10,000
+   * the 1 M-record scans stay parallel and the bounded reads do not (docs/benchmarks.md,
+   * "Parallel workers").
+   */
+  parallelSetupCost?: number;
   logger?: Pick<Logger, 'warn' | 'error'>;
   /**
    * Run every query with its row-level-security scope (default true). False (DATABASE_RLS=off)
@@ -75,6 +85,11 @@ function createPostgres(url: string, options: DatabaseOptions): Database {
   pool.on('connect', (client) => {
     client.on('error', () => { /* reported through the failed query; see the pool listener above for idle clients */ });
     preparedStatementsFor(client);
+    // Queued before any query of the client's first user (a client runs its queries in order).
+    if (options.parallelSetupCost !== undefined) {
+      client.query(`SET parallel_setup_cost = ${Math.trunc(options.parallelSetupCost)}`)
+        .catch((error: unknown) => options.logger?.warn({ err: error }, 'could not set parallel_setup_cost'));
+    }
   });
   const { scope, scopeStats } = scopeControl(options);
   const db = new Kysely<DB>({ dialect: scopedDialect(new PostgresDialect({ pool }), scope, scopeStats) });

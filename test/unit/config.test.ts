@@ -26,6 +26,7 @@ describe('configuration (environment → Config)', () => {
       dataDir: resolve('data'),
       pgliteWorker: true,
       dbPoolMax: 10,
+      dbParallelSetupCost: 10_000,
       masterKey: undefined,
       logLevel: 'info',
       bodyLimit: 1024 * 1024,
@@ -48,7 +49,7 @@ describe('configuration (environment → Config)', () => {
   });
 
   test('empty strings count as unset', () => {
-    const config = loadConfig({ HOST: '', PORT: '', DATABASE_URL: '', DATA_DIR: '', PGLITE_WORKER: '', DB_POOL_MAX: '', MASTER_KEY: '', LOG_LEVEL: '', BODY_LIMIT: '', DOCS_ENABLED: '' });
+    const config = loadConfig({ HOST: '', PORT: '', DATABASE_URL: '', DATA_DIR: '', PGLITE_WORKER: '', DB_POOL_MAX: '', DB_PARALLEL_SETUP_COST: '', MASTER_KEY: '', LOG_LEVEL: '', BODY_LIMIT: '', DOCS_ENABLED: '' });
     assert.deepEqual({ ...config }, { ...loadConfig({}) });
   });
 
@@ -60,6 +61,7 @@ describe('configuration (environment → Config)', () => {
       DATA_DIR: 'var/crm',
       PGLITE_WORKER: 'false',
       DB_POOL_MAX: '25',
+      DB_PARALLEL_SETUP_COST: '2500',
       MASTER_KEY: KEY_B64,
       LOG_LEVEL: 'debug',
       BODY_LIMIT: '2048',
@@ -73,6 +75,7 @@ describe('configuration (environment → Config)', () => {
     assert.equal(config.dataDir, resolve('var/crm'));
     assert.equal(config.pgliteWorker, false);
     assert.equal(config.dbPoolMax, 25);
+    assert.equal(config.dbParallelSetupCost, 2500);
     assert.ok(config.masterKey?.equals(KEY));
     assert.equal(config.logLevel, 'debug');
     assert.equal(config.bodyLimit, 2048);
@@ -90,6 +93,7 @@ describe('configuration (environment → Config)', () => {
     assert.equal(loadConfig({ PORT: '0' }).port, 0);
     assert.equal(loadConfig({ PORT: '65535' }).port, 65535);
     assert.equal(loadConfig({ DB_POOL_MAX: '1' }).dbPoolMax, 1);
+    assert.equal(loadConfig({ DB_PARALLEL_SETUP_COST: '0' }).dbParallelSetupCost, 0);
     assert.equal(loadConfig({ BODY_LIMIT: '1024' }).bodyLimit, 1024);
     assert.equal(loadConfig({ SHUTDOWN_TIMEOUT_MS: '600000' }).shutdownTimeoutMs, 600_000);
   });
@@ -114,6 +118,8 @@ describe('configuration (environment → Config)', () => {
       ['PORT', '80 http'],
       ['DB_POOL_MAX', '0'],
       ['DB_POOL_MAX', '1001'],
+      ['DB_PARALLEL_SETUP_COST', '-1'],
+      ['DB_PARALLEL_SETUP_COST', '1000000001'],
       ['BODY_LIMIT', '1023'],
       ['BULK_BODY_LIMIT', 'ten megabytes'],
       ['SHUTDOWN_TIMEOUT_MS', '600001'],
