@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import { INDEX_ORDER_SETTINGS, namePrefixQuery, probeStatement, type PageQuery } from '../../src/modules/records/records.repository.ts';
-import { afterNull, afterValued, orderNull, orderValued, resolveSort } from '../../src/modules/records/record-sort.ts';
+import { afterNull, afterValued, orderNull, orderValued, resolveSort, type Cursor } from '../../src/modules/records/record-sort.ts';
 import { sortIndexName, nullIndexName } from '../../src/modules/records/property-indexes.ts';
 import { compileConditionGroup } from '../../src/query/compile.ts';
 import { catalogOf, validateConditionGroup } from '../../src/query/validate.ts';
@@ -92,30 +92,47 @@ describe('records: probed pages', () => {
     { field: p.joined!, direction: 'desc' as const, index: sortIndexName(p.joined!) },
   ];
 
-  test('a probe reads the sort index only: no sort, no join, no other scan (statistics or not)', async () => {
+  /** A cursor in the middle of each sort's order, valued or in the NULL phase. */
+  function middleCursor(field: string, valued: boolean): Cursor {
+    const recordId = 'CRMRC0000000000000000000000000000';
+    if (!valued) return { value: null, recordId };
+    if (field === 'dateCreated') return { value: new Date().toISOString(), recordId };
+    if (field === 'name') return { value: 'lee 300', recordId };
+    return { value: '"2024-02-15"', recordId };
+  }
+
+  test('a probe reads the sort index only: no sort, no join, no other scan (statistics or not); a cursor positions it', async () => {
     for (const s of sorts()) {
       const sort = resolveSort(s.field, s.direction, fields);
       const phases = [{ valued: true, index: s.index }, ...(sort.nullable ? [{ valued: false, index: nullIndexName(p.joined!) }] : [])];
       for (const phase of phases) {
-        const q: PageQuery = { entityId, where: where(filters().medium), sort, cursor: undefined, limit: 20, ordered: true };
-        const plan = await account.tenant.transaction(async (tx) => {
-          await tx.executeRaw(INDEX_ORDER_SETTINGS);
-          const statement = probeStatement(tx, q, {
-            where: q.where,
-            after: phase.valued ? afterValued(sort, undefined) : afterNull(sort, undefined),
-            order: phase.valued ? orderValued(sort) : orderNull(sort),
-            key: phase.valued ? sort.expr : undefined,
-            direction: s.direction,
-            size: 168,
-            want: 21,
+        for (const cursor of [undefined, middleCursor(s.field, phase.valued)]) {
+          const q: PageQuery = { entityId, where: where(filters().medium), sort, cursor, limit: 20, ordered: true };
+          const plan = await account.tenant.transaction(async (tx) => {
+            await tx.executeRaw(INDEX_ORDER_SETTINGS);
+            const statement = probeStatement(tx, q, {
+              where: q.where,
+              after: phase.valued ? afterValued(sort, entityId, cursor) : afterNull(sort, entityId, cursor),
+              order: phase.valued ? orderValued(sort) : orderNull(sort),
+              key: phase.valued ? sort.expr : undefined,
+              direction: s.direction,
+              size: 168,
+              want: 21,
+            });
+            return (await tx.executeRaw(sql<any>`EXPLAIN (FORMAT JSON) ${statement}`)).rows[0]['QUERY PLAN'];
           });
-          return (await tx.executeRaw(sql<any>`EXPLAIN (FORMAT JSON) ${statement}`)).rows[0]['QUERY PLAN'];
-        });
-        const all = nodes((typeof plan === 'string' ? JSON.parse(plan) : plan)[0].Plan);
-        const label = `${s.field} ${s.direction}${phase.valued ? '' : ' (NULL phase)'}: ${all.map((n) => n['Node Type']).join(' > ')}`;
-        const scans = all.filter((n) => /Scan$/.test(n['Node Type']) && n['Node Type'] !== 'Subquery Scan');
-        assert.deepEqual(scans.map((n) => n['Index Name']), [phase.index], label);
-        assert.ok(!all.some((n) => ['Sort', 'Incremental Sort', 'Nested Loop', 'Hash Join', 'Merge Join'].includes(n['Node Type'])), label);
+          const all = nodes((typeof plan === 'string' ? JSON.parse(plan) : plan)[0].Plan);
+          const label = `${s.field} ${s.direction}${phase.valued ? '' : ' (NULL phase)'}${cursor ? ', after a cursor' : ''}: ${all.map((n) => n['Node Type']).join(' > ')}`;
+          const scans = all.filter((n) => /Scan$/.test(n['Node Type']) && n['Node Type'] !== 'Subquery Scan');
+          assert.deepEqual(scans.map((n) => n['Index Name']), [phase.index], label);
+          assert.ok(!all.some((n) => ['Sort', 'Incremental Sort', 'Nested Loop', 'Hash Join', 'Merge Join'].includes(n['Node Type'])), label);
+          if (cursor) {
+            // The comparison must cover the index's columns from the entity on: the partial
+            // property indexes' predicate absorbs `entity_id = …`, and a comparison starting
+            // after an unbound column cannot position the scan (every entry before the cursor read).
+            assert.match(String(scans[0]['Index Cond']), /ROW\(entity_id, /, `${label}: ${scans[0]['Index Cond']}`);
+          }
+        }
       }
     }
   });
@@ -145,7 +162,7 @@ describe('records: probed pages', () => {
           const q: PageQuery = { entityId, where: where(group), sort, cursor: undefined, limit: want - 1, ordered: true };
           const { rows } = await account.tenant.transaction(async (tx) => {
             await tx.executeRaw(INDEX_ORDER_SETTINGS);
-            return tx.executeRaw(probeStatement(tx, q, { where: q.where, after: afterValued(sort, undefined), order: orderValued(sort), key: sort.expr, direction: 'desc', size, want }));
+            return tx.executeRaw(probeStatement(tx, q, { where: q.where, after: afterValued(sort, entityId, undefined), order: orderValued(sort), key: sort.expr, direction: 'desc', size, want }));
           });
           const read = order.slice(0, size);
           const hits = read.filter((id) => matching.has(id)).slice(0, want);

@@ -263,9 +263,9 @@ export async function pageRecords(tenant: TenantDb, q: PageQuery): Promise<{ row
     return await plain().where(after).orderBy(order).limit(want).execute() as PageRow[];
   }
 
-  const rows = await phase(afterValued(q.sort, q.cursor), orderValued(q.sort), q.limit + 1, true);
+  const rows = await phase(afterValued(q.sort, q.entityId, q.cursor), orderValued(q.sort), q.limit + 1, true);
   if (q.sort.nullable && rows.length <= q.limit) {
-    rows.push(...await phase(afterNull(q.sort, q.cursor), orderNull(q.sort), q.limit + 1 - rows.length, false));
+    rows.push(...await phase(afterNull(q.sort, q.entityId, q.cursor), orderNull(q.sort), q.limit + 1 - rows.length, false));
   }
   if (rows.length <= q.limit) return { rows, next: undefined };
   const page = rows.slice(0, q.limit);
