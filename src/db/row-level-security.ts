@@ -48,7 +48,7 @@ export const PGLITE_APP_ROLE = 'crm_app';
  * crm_name_grams (migration 0019). Under RLS the planner may not evaluate a non-leakproof condition
  * before the policy's, so it cannot use it as an index condition: the name-prefix fulltext
  * (lower(name) LIKE) and its contains phase (name ILIKE, trigram index; the name-gram index for 1–2
- * characters), keyset pages over a property sort index ((data -> 'P', record_id) > …), name-sorted
+ * characters), keyset pages over a property sort index ((entity_id, data -> 'P', record_id) > …), name-sorted
  * pages and tag filters (@>, &&) turn into scans of the whole entity (measured in docs/reliability.md).
  * Marking them LEAKPROOF (superuser only) restores the plans. None of them raises an error that
  * depends on a row's value, and leakproofness only matters against someone who writes SQL, who
