@@ -254,9 +254,12 @@ export interface PropertiesService {
    * What records need of an entity's live properties: value rules and masking. Inside a
    * transaction it also holds the entity's record-values lock shared until the end, so a record
    * write validated against these definitions cannot interleave with a fieldType conversion
-   * (which takes the lock exclusive; see properties.repository.ts lockRecordValues).
+   * (which takes the lock exclusive; see properties.repository.ts lockRecordValues). Outside
+   * one it waits for a conversion in progress, so records read next agree with the definitions;
+   * `afterConversions: false` skips that (one round trip) for a caller whose records were read
+   * before it asked, which the wait could not make agree.
    */
-  recordFields(tenant: TenantDb, entityId: string): Promise<RecordField[]>;
+  recordFields(tenant: TenantDb, entityId: string, options?: { afterConversions?: boolean }): Promise<RecordField[]>;
 }
 
 export interface RecordField {
@@ -532,9 +535,9 @@ export function createPropertiesService(deps: PropertiesServiceDeps): Properties
       return (await repo.liveProperties(tenant, [entityId])).map(toPropertyInfo);
     },
 
-    async recordFields(tenant, entityId) {
+    async recordFields(tenant, entityId, options = {}) {
       // Before reading the definitions: a conversion in progress is waited for, then seen.
-      await repo.lockRecordValues(tenant, entityId, 'shared');
+      if (options.afterConversions !== false) await repo.lockRecordValues(tenant, entityId, 'shared');
       return (await repo.liveProperties(tenant, [entityId])).map((row) => ({
         propertyId: row.property_id,
         storageKey: row.storage_key,

@@ -128,9 +128,17 @@ interface EntityView {
 export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
   const { entities, properties, members, quota, clock, relationshipFields } = deps;
 
-  async function view(tenant: TenantDb, caller: Caller, entityId: string): Promise<EntityView> {
-    await entities.requireUsable(tenant, caller, entityId);
-    const fields = await properties.recordFields(tenant, entityId);
+  /**
+   * The entity's access check and its field definitions, read side by side: outside a
+   * transaction on two connections at once; in one, they share its connection (neither takes a
+   * lock the other could wait for: the entity row is read without one).
+   * `afterConversions: false` for a read of records already fetched (see recordFields).
+   */
+  async function view(tenant: TenantDb, caller: Caller, entityId: string, options: { afterConversions?: boolean } = {}): Promise<EntityView> {
+    const [, fields] = await Promise.all([
+      entities.requireUsable(tenant, caller, entityId),
+      properties.recordFields(tenant, entityId, options),
+    ]);
     return {
       entityId,
       fields,
@@ -223,7 +231,8 @@ export function createRecordsService(deps: RecordsServiceDeps): RecordsService {
   async function load(tenant: TenantDb, caller: Caller, recordId: string, options: { lock?: boolean; allowTrashed?: boolean } = {}) {
     const row = await repo.findRecord(tenant, recordId, { lock: options.lock });
     if (!row) throw errors.notFound('Record');
-    const v = await view(tenant, caller, row.entity_id);
+    // Unlocked, the row is already read: waiting for a property conversion would not make it agree.
+    const v = await view(tenant, caller, row.entity_id, { afterConversions: options.lock === true });
     if (row.is_deleted && !options.allowTrashed) throw errors.gone('Record');
     return { row, v };
   }
